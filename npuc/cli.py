@@ -1,0 +1,185 @@
+"""Command-line entry points: ``npuc`` (compile, inspect, run) and ``npu-run``.
+
+Every user error is an :class:`~npuc.errors.NpucError`: the CLI prints it as one
+line on stderr and exits with its code (1, or 2 for bad usage).  Anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError, NpucError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as a one-line UsageError (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _run_guarded(fn, argv: Sequence[str] | None) -> int:
+    try:
+        return fn(argv)
+    except NpucError as e:
+        print(f"npuc: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("npuc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+# -- npuc compile ---------------------------------------------------------------------
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .driver import compile_model, write_atomically
+    from .passes.placement import HOST
+
+    result = compile_model(args.model, args.target, args.labels)
+    write_atomically(args.output, result.blob)
+    units: dict[str, int] = {}
+    for d in result.decisions:
+        units[d.unit] = units.get(d.unit, 0) + 1
+    print(f"{args.model}: {len(result.decisions)} ops -> "
+          + ", ".join(f"{u} {units.get(u, 0)}" for u in ("NN", "TP", "HOST")))
+    reasons: dict[str, list[str]] = {}
+    for d in result.decisions:
+        if d.unit == HOST:
+            reasons.setdefault(d.reason, []).append(d.op.opcode)
+    for reason, ops in reasons.items():
+        kinds = sorted(set(ops))
+        print(f"  HOST ({len(ops)}): {', '.join(kinds)}: {reason}")
+    print(f"wrote {args.output}: {len(result.blob)} bytes, arena {result.plan.arena_size} bytes, "
+          f"constants {result.plan.constant_size} bytes")
+    return 0
+
+
+# -- npuc inspect ---------------------------------------------------------------------
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import vipbin
+    from .inspect_blob import describe, render_text
+
+    raw = _read_file(args.blob)
+    info = describe(vipbin.read_blob(raw, str(args.blob)), raw)
+    print(json.dumps(info, indent=1) if args.json else render_text(info))
+    return 0
+
+
+def _read_file(path: Path) -> bytes:
+    from .errors import BlobError
+
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BlobError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BlobError(f"{path}: is a directory, not a .vipbin file") from None
+    except OSError as e:
+        raise BlobError(f"{path}: cannot read ({e.strerror})") from None
+
+
+# -- npu-run --------------------------------------------------------------------------
+
+def top_n(scores: np.ndarray, dtype: str, n: int) -> list[tuple[float, int]]:
+    """The n best classes as label_image ranks and scales them (uint8/255, int8 shifted by 128)."""
+    flat = scores.reshape(-1)
+    if dtype == "uint8":
+        values = flat.astype(np.float64) / 255.0
+    elif dtype == "int8":
+        values = (flat.astype(np.float64) + 128.0) / 255.0
+    else:
+        values = flat.astype(np.float64)
+    order = np.argsort(-values, kind="stable")[:n]
+    return [(float(values[i]), int(i)) for i in order]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import vipbin
+    from .driver import read_labels_text
+    from .runtime.image import load_image_input
+    from .runtime.runtime import Runtime
+    from .sim.device import SimDevice
+
+    blob = vipbin.read_blob(_read_file(args.blob), str(args.blob))
+    runtime = Runtime(blob, SimDevice())
+    inputs = runtime.input_infos
+    if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:
+        raise InputError(f"{args.blob}: the model does not take a single HxWx3 image input")
+    _, h, w, _ = inputs[0].shape
+    runtime.set_input(0, load_image_input(args.image, h, w, inputs[0].dtype))
+    outputs = runtime.run()
+    text = read_labels_text(args.labels) if args.labels else blob.metadata.get("labels", "")
+    labels = text.splitlines()
+    for score, index in top_n(outputs[0], runtime.output_infos[0].dtype, args.top):
+        label = labels[index] if index < len(labels) else ""
+        print(f"{score:g}: {index} {label}".rstrip())
+    return 0
+
+
+# -- parsers --------------------------------------------------------------------------
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("blob", type=Path, help="compiled .vipbin")
+    p.add_argument("image", type=Path, help="image file (BMP, PNG, JPEG, PPM)")
+    p.add_argument("--labels", type=Path, help="labels file, one per line (default: labels embedded at compile time)")
+    p.add_argument("-n", "--top", type=int, default=5, help="how many classes to print (default 5)")
+
+
+def _npuc_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = _Parser(prog="npuc", description="Ahead-of-time compiler for VeriSilicon VIPNano NPUs.")
+    p.add_argument("--version", action="version", version=f"npuc {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser("compile", help="compile a quantized .tflite model into a .vipbin")
+    c.add_argument("model", type=Path)
+    c.add_argument("-o", "--output", type=Path, required=True)
+    c.add_argument("--target", default="vipnano-qi", help="NPU target (default vipnano-qi: Amlogic A311D)")
+    c.add_argument("--labels", type=Path, help="labels file to embed in the blob")
+    c.set_defaults(fn=cmd_compile)
+    i = sub.add_parser("inspect", help="show what a .vipbin contains")
+    i.add_argument("blob", type=Path)
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(fn=cmd_inspect)
+    r = sub.add_parser("run", help="run a .vipbin on an image (same as npu-run)")
+    _add_run_args(r)
+    r.set_defaults(fn=cmd_run)
+    return p
+
+
+def _npuc(argv: Sequence[str] | None) -> int:
+    args = _npuc_parser().parse_args(argv)
+    return args.fn(args)
+
+
+def _npu_run(argv: Sequence[str] | None) -> int:
+    p = _Parser(prog="npu-run", description="Run a compiled .vipbin (simulated NPU when no board is present).")
+    _add_run_args(p)
+    args = p.parse_args(argv)
+    if args.top < 1:
+        raise UsageError("npu-run: -n must be at least 1")
+    return cmd_run(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``npuc``."""
+    return _run_guarded(_npuc, argv)
+
+
+def npu_run_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``npu-run``."""
+    return _run_guarded(_npu_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Run a whole IR graph on the host kernels: the CPU-only reference path.
+
+Deliberately minimal (a dict of arrays, one fresh array per op output): it
+exists to check the host kernels end to end against TFLite and to give other
+stages a bit-exact CPU result to compare with.  The real runtime executes the
+host steps recorded in a .vipbin over its own arena instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import InputError
+from ...ir import NUMPY_DTYPES, Graph
+from ...passes.host_params import host_params
+from . import KERNELS
+
+
+def run_graph_on_host(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The graph's outputs for ``inputs`` (in graph-input order), every op run by its host kernel.
+
+    Inputs must match the graph inputs' shapes and dtypes exactly (an
+    InputError otherwise); an op without a host kernel is an UnsupportedError.
+    """
+    if len(inputs) != len(graph.inputs):
+        raise InputError(f"graph {graph.name!r} takes {len(graph.inputs)} inputs, got {len(inputs)}")
+    values: dict[int, np.ndarray] = {}
+    for index, value in zip(graph.inputs, inputs):
+        t = graph.tensors[index]
+        value = np.asarray(value)
+        if value.dtype != NUMPY_DTYPES.get(t.dtype) or tuple(value.shape) != tuple(t.shape):
+            raise InputError(f"input {t.name!r} expects {t.dtype}{list(t.shape)}, got {value.dtype}{list(value.shape)}")
+        values[index] = value
+    for t in graph.tensors:
+        if t.is_constant:
+            values[t.index] = t.data
+    for op in graph.topological_order():
+        params = host_params(graph, op)
+        ins = [None if i is None else values[i] for i in op.inputs]
+        outs = [np.zeros(graph.tensors[o].shape, dtype=NUMPY_DTYPES[graph.tensors[o].dtype]) for o in op.outputs]
+        KERNELS[op.opcode].run(ins, outs, params)
+        values.update(zip(op.outputs, outs))
+    return [values[o] for o in graph.outputs]

@@ -1,0 +1,121 @@
+"""The command line as a user meets it: the main job, one-line errors, exit codes, no partial files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import oracle
+
+MNV1 = oracle.model_path("mobilenet_quant_v1_224")
+SMALL = oracle.model_path("mobilenet_v1_0.25_128_quant")
+GRACE = oracle.IMAGES / "grace_hopper.bmp"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a console entry point through the interpreter, as an installed script would."""
+    prog, *rest = args
+    module = {"npuc": "npuc.cli:main", "npu-run": "npuc.cli:npu_run_main"}[prog]
+    mod, fn = module.split(":")
+    code = f"import sys; from {mod} import {fn}; sys.exit({fn}(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *rest], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert err.count("\n") == 0 and err.startswith("npuc: "), err
+    assert "Traceback" not in p.stderr
+    for f in fragments:
+        assert f in err, err
+
+
+@pytest.fixture(scope="module")
+def mnv1_blob(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("blob") / "m.vipbin"
+    p = run("npuc", "compile", str(MNV1), "-o", str(out), "--labels", str(oracle.LABELS))
+    assert p.returncode == 0, p.stderr
+    assert "HOST" in p.stdout and str(out) in p.stdout
+    return out
+
+
+def test_main_job_prints_military_uniform(mnv1_blob):
+    p = run("npu-run", str(mnv1_blob), str(GRACE))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 5
+    score, rest = lines[0].split(": ", 1)
+    assert rest == "653 military uniform"
+    assert abs(float(score) * 255 - round(float(score) * 255)) < 1e-3  # a uint8 value / 255, as label_image prints
+
+
+def test_labels_given_at_run_time_and_top_n(tmp_path):
+    out = tmp_path / "s.vipbin"
+    assert run("npuc", "compile", str(SMALL), "-o", str(out)).returncode == 0
+    p = run("npu-run", str(out), str(GRACE), "--labels", str(oracle.LABELS), "-n", "2")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2
+    assert "academic gown" in p.stdout.splitlines()[0]
+    bare = run("npu-run", str(out), str(GRACE), "-n", "1")
+    assert bare.stdout.strip().endswith(": 401")  # no labels: the index alone
+
+
+def test_python_dash_m_works(mnv1_blob):
+    p = subprocess.run([sys.executable, "-m", "npuc", "inspect", str(mnv1_blob)], capture_output=True, text=True)
+    assert p.returncode == 0 and "vipnano-qi" in p.stdout
+
+
+def test_inspect_json(mnv1_blob):
+    p = run("npuc", "inspect", str(mnv1_blob), "--json")
+    info = json.loads(p.stdout)
+    assert info["header"]["target"] == "vipnano-qi"
+    assert info["inputs"][0]["shape"] == [1, 224, 224, 3]
+    assert info["summary"]["steps"]["host"] == 31 and info["summary"]["labels"] == 1001
+
+
+def test_missing_and_bad_models(tmp_path):
+    out = tmp_path / "o.vipbin"
+    assert_one_line_error(run("npuc", "compile", str(tmp_path / "nope.tflite"), "-o", str(out)), 1, "nope.tflite")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"this is not a flatbuffer at all" * 10)
+    assert_one_line_error(run("npuc", "compile", str(junk), "-o", str(out)), 1, "junk.tflite")
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(SMALL.read_bytes()[:5000])
+    assert_one_line_error(run("npuc", "compile", str(cut), "-o", str(out)), 1, "cut.tflite")
+    assert not out.exists() and list(tmp_path.glob(".o.vipbin*")) == []
+
+
+def test_unsupported_model_leaves_no_output(tmp_path):
+    out = tmp_path / "lstm.vipbin"
+    p = run("npuc", "compile", str(oracle.model_path("keras_lstm_mnist_ptq")), "-o", str(out))
+    if p.returncode == 0:
+        pytest.skip("the LSTM model compiles now")
+    assert_one_line_error(p, 1, "operator #")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_output_into_missing_directory(tmp_path):
+    p = run("npuc", "compile", str(SMALL), "-o", str(tmp_path / "no" / "such" / "dir" / "x.vipbin"))
+    assert_one_line_error(p, 1, "x.vipbin")
+
+
+def test_bad_blobs_and_images(tmp_path, mnv1_blob):
+    bad = tmp_path / "bad.vipbin"
+    bad.write_bytes(mnv1_blob.read_bytes()[:1000])
+    assert_one_line_error(run("npu-run", str(bad), str(GRACE)), 1, "bad.vipbin")
+    assert_one_line_error(run("npuc", "inspect", str(bad)), 1, "bad.vipbin")
+    assert_one_line_error(run("npuc", "inspect", str(tmp_path)), 1, "directory")
+    img = tmp_path / "broken.bmp"
+    img.write_bytes(b"BM" + b"\0" * 40)
+    assert_one_line_error(run("npu-run", str(mnv1_blob), str(img)), 1, "broken.bmp")
+    assert_one_line_error(run("npu-run", str(mnv1_blob), str(tmp_path / "none.bmp")), 1, "none.bmp")
+
+
+def test_bad_usage_exits_2(mnv1_blob):
+    assert_one_line_error(run("npuc", "compile", str(MNV1)), 2, "-o")
+    assert_one_line_error(run("npuc", "frobnicate"), 2)
+    assert_one_line_error(run("npuc", "compile", str(MNV1), "-o", "x.vipbin", "--target", "gc9000"), 2, "gc9000")
+    assert_one_line_error(run("npu-run", str(mnv1_blob), str(GRACE), "-n", "0"), 2)
