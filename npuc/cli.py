@@ -69,23 +69,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from . import vipbin
     from .inspect_blob import describe, render_text
 
-    raw = _read_file(args.blob)
+    raw = vipbin.read_blob_file(args.blob)
     info = describe(vipbin.read_blob(raw, str(args.blob)), raw)
     print(json.dumps(info, indent=1) if args.json else render_text(info))
     return 0
-
-
-def _read_file(path: Path) -> bytes:
-    from .errors import BlobError
-
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BlobError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BlobError(f"{path}: is a directory, not a .vipbin file") from None
-    except OSError as e:
-        raise BlobError(f"{path}: cannot read ({e.strerror})") from None
 
 
 # -- npu-run --------------------------------------------------------------------------
@@ -110,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.runtime import Runtime
     from .sim.device import SimDevice
 
-    blob = vipbin.read_blob(_read_file(args.blob), str(args.blob))
+    blob = vipbin.load_blob(args.blob)
     runtime = Runtime(blob, SimDevice())
     inputs = runtime.input_infos
     if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:

@@ -122,6 +122,9 @@ class Graph:
     outputs: list[int]
     name: str = ""
     description: str = ""
+    #: Subgraphs in the source model; only subgraph 0 is this graph, the others are
+    #: bodies of control-flow ops (WHILE, IF, CALL_ONCE) that later stages refuse.
+    num_subgraphs: int = 1
 
     # -- structure ---------------------------------------------------------------
 
@@ -278,8 +281,10 @@ def _fail(op: Op, msg: str) -> None:
 
 
 def _need(op: Op, n_in: int, n_out: int = 1) -> None:
-    if len(op.inputs) < n_in or op.inputs[0] is None:
+    if len(op.inputs) < n_in:
         _fail(op, f"expects at least {n_in} inputs, has {len(op.inputs)}")
+    if None in op.inputs[:n_in]:
+        _fail(op, f"input {op.inputs.index(None)} is absent, but the first {n_in} inputs are required")
     if len(op.outputs) < n_out:
         _fail(op, f"expects {n_out} outputs, has {len(op.outputs)}")
 
@@ -372,7 +377,7 @@ def _check_fc(g: Graph, op: Op) -> None:
     x, w, y = g.tensors[op.inputs[0]], _shape(g, op.inputs[1]), _shape(g, op.outputs[0])
     if len(w) != 2 or w[1] == 0 or x.num_elements % w[1]:
         _fail(op, f"weights {w} do not fit input {x.shape}")
-    if y[-1] != w[0]:
+    if not y or y[-1] != w[0]:
         _fail(op, f"output {y} does not have {w[0]} units")
 
 

@@ -607,18 +607,22 @@ def read_blob(data: bytes, source: str = "<blob>") -> Blob:
         raise BlobError(f"{source}: {e}") from None
 
 
-def load_blob(path: str | Path) -> Blob:
-    """Read a .vipbin file from disk."""
+def read_blob_file(path: str | Path) -> bytes:
+    """The raw bytes of a .vipbin file; unreadable paths are a one-line BlobError."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise BlobError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise BlobError(f"{path}: is a directory, not a .vipbin file") from None
     except OSError as e:
         raise BlobError(f"{path}: cannot read ({e.strerror})") from None
-    return read_blob(data, str(path))
+
+
+def load_blob(path: str | Path) -> Blob:
+    """Read and validate a .vipbin file from disk."""
+    return read_blob(read_blob_file(path), str(path))
 
 
 def patch_word(word: int, address: int, r: Relocation) -> int:

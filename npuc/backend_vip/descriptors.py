@@ -185,3 +185,16 @@ TP_DESCRIPTOR = Layout("tp_descriptor", 31, fields_from_rows(_TP_ROWS), _TP_COMP
 
 #: Number of TP output loop levels (out address = base + sum(index_n * inc_n)).
 TP_OUT_LOOPS = 7
+
+#: The TP's piecewise-linear activation table (tp notes 2.4): 1024 little-endian uint32
+#: entries, each an fp21 value, read from alu_load_pwl_lut_address.
+TP_PWL_LUT_ENTRIES = 1024
+
+#: fp21, the TP ALU's 21-bit float: 15-bit mantissa, 5-bit exponent biased by 15, sign.
+FP21 = Layout("fp21", 1, fields_from_rows([("mantissa", 0, 0, 15), ("exponent", 0, 15, 5), ("sign", 0, 20, 1)]),
+              doc="TP ALU float (PWL LUT entries and inputs)")
+FP21_EXPONENT_BIAS = 15
+
+#: A PWL input selects LUT entry ``fp21 >> 11`` (sign, exponent, top 4 mantissa bits); entries
+#: 0-511 cover positive inputs, 512-1023 negative ones, and the low 11 bits interpolate.
+TP_PWL_INDEX_SHIFT = 11

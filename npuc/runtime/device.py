@@ -22,6 +22,12 @@ from ..backend_vip.target import NpuIdentity
 BO_READ = 1
 BO_WRITE = 2
 
+#: Lowest GPU address the etnaviv kernel lets a buffer be pinned at (ETNAVIV_SOFTPIN_START_ADDRESS).
+SOFTPIN_START_ADDRESS = 4 * 1024 * 1024
+#: Largest command stream per submit (Mesa splits there for older kernels) and its size granularity.
+STREAM_MAX_BYTES = 64 * 1024
+STREAM_ALIGN = 8
+
 
 class DeviceBuffer:
     """A buffer object created by a device, with its CPU mapping as a byte array."""

@@ -8,20 +8,18 @@ host steps recorded in a .vipbin over its own arena instead.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ...errors import InputError
-from ...ir import NUMPY_DTYPES, Graph
+from ...ir import NUMPY_DTYPES, Graph, Op
 from ...passes.host_params import host_params
 from . import KERNELS
 
 
-def run_graph_on_host(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The graph's outputs for ``inputs`` (in graph-input order), every op run by its host kernel.
-
-    Inputs must match the graph inputs' shapes and dtypes exactly (an
-    InputError otherwise); an op without a host kernel is an UnsupportedError.
-    """
+def bind_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
+    """Graph inputs by tensor index, checked against the IR's shapes and dtypes (InputError otherwise)."""
     if len(inputs) != len(graph.inputs):
         raise InputError(f"graph {graph.name!r} takes {len(graph.inputs)} inputs, got {len(inputs)}")
     values: dict[int, np.ndarray] = {}
@@ -31,13 +29,25 @@ def run_graph_on_host(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray
         if value.dtype != NUMPY_DTYPES.get(t.dtype) or tuple(value.shape) != tuple(t.shape):
             raise InputError(f"input {t.name!r} expects {t.dtype}{list(t.shape)}, got {value.dtype}{list(value.shape)}")
         values[index] = value
-    for t in graph.tensors:
-        if t.is_constant:
-            values[t.index] = t.data
+    return values
+
+
+def run_op_on_host(graph: Graph, op: Op, params: dict, values: dict[int, np.ndarray]) -> None:
+    """Run one op's host kernel on ``values`` (constants come from the graph) and store its outputs there."""
+    ins = [None if i is None else (graph.tensors[i].data if graph.tensors[i].is_constant else values[i])
+           for i in op.inputs]
+    outs = [np.zeros(graph.tensors[o].shape, dtype=NUMPY_DTYPES[graph.tensors[o].dtype]) for o in op.outputs]
+    KERNELS[op.opcode].run(ins, outs, params)
+    values.update(zip(op.outputs, outs))
+
+
+def run_graph_on_host(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The graph's outputs for ``inputs`` (in graph-input order), every op run by its host kernel.
+
+    Inputs must match the graph inputs' shapes and dtypes exactly (an
+    InputError otherwise); an op without a host kernel is an UnsupportedError.
+    """
+    values = bind_inputs(graph, inputs)
     for op in graph.topological_order():
-        params = host_params(graph, op)
-        ins = [None if i is None else values[i] for i in op.inputs]
-        outs = [np.zeros(graph.tensors[o].shape, dtype=NUMPY_DTYPES[graph.tensors[o].dtype]) for o in op.outputs]
-        KERNELS[op.opcode].run(ins, outs, params)
-        values.update(zip(op.outputs, outs))
-    return [values[o] for o in graph.outputs]
+        run_op_on_host(graph, op, host_params(graph, op), values)
+    return [graph.tensors[o].data if graph.tensors[o].is_constant else values[o] for o in graph.outputs]
