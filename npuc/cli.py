@@ -42,24 +42,21 @@ def _run_guarded(fn, argv: Sequence[str] | None) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .driver import compile_model, write_atomically
-    from .passes.placement import HOST
+    from .passes.placement import HOST, unit_counts
 
-    result = compile_model(args.model, args.target, args.labels)
+    result = compile_model(args.model, args.target, args.labels, npu=not args.cpu_only)
     write_atomically(args.output, result.blob)
-    units: dict[str, int] = {}
-    for d in result.decisions:
-        units[d.unit] = units.get(d.unit, 0) + 1
-    print(f"{args.model}: {len(result.decisions)} ops -> "
-          + ", ".join(f"{u} {units.get(u, 0)}" for u in ("NN", "TP", "HOST")))
-    reasons: dict[str, list[str]] = {}
-    for d in result.decisions:
-        if d.unit == HOST:
-            reasons.setdefault(d.reason, []).append(d.op.opcode)
-    for reason, ops in reasons.items():
-        kinds = sorted(set(ops))
-        print(f"  HOST ({len(ops)}): {', '.join(kinds)}: {reason}")
-    print(f"wrote {args.output}: {len(result.blob)} bytes, arena {result.plan.arena_size} bytes, "
-          f"constants {result.plan.constant_size} bytes")
+    program = result.program
+    counts = unit_counts(program)
+    print(f"{args.model}: {len(program.units)} ops -> "
+          + ", ".join(f"{u} {counts.get(u, 0)}" for u in ("NN", "TP", "HOST", "alias")))
+    for index, (unit, reason) in sorted(program.units.items()):
+        if unit == HOST:
+            print(f"  HOST {program.op(index).name}: {reason}")
+    s = result.stats
+    print(f"  {s.nn_jobs} NN jobs, {s.tp_jobs} TP jobs, {s.coefficient_bytes} coefficient bytes, "
+          f"arena {result.plan.arena_size} bytes")
+    print(f"wrote {args.output}: {len(result.blob)} bytes")
     return 0
 
 
@@ -133,6 +130,8 @@ def _npuc_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", type=Path, required=True)
     c.add_argument("--target", default="vipnano-qi", help="NPU target (default vipnano-qi: Amlogic A311D)")
     c.add_argument("--labels", type=Path, help="labels file to embed in the blob")
+    c.add_argument("--cpu-only", action="store_true",
+                   help="run every operator on the host CPU (bit-exact with TFLite's reference kernels)")
     c.set_defaults(fn=cmd_compile)
     i = sub.add_parser("inspect", help="show what a .vipbin contains")
     i.add_argument("blob", type=Path)

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import vipbin
-from .backend_vip.blob_builder import build_blob
+from .backend_vip.emit import EmitStats, emit_blob
+from .backend_vip.jobs import Program
 from .backend_vip.target import get_target
 from .errors import InputError, ModelError
 from .frontend_tflite import load_tflite
-from .ir import Graph
 from .passes.memory import MemoryPlan, plan_memory
-from .passes.placement import Decision, place_ops
+from .passes.placement import graph_outputs, lower_graph
 
 
 @dataclass
@@ -22,24 +22,29 @@ class CompileResult:
     """The blob's bytes plus what the stages decided, for the compile summary."""
 
     blob: bytes
-    graph: Graph
-    decisions: list[Decision]
+    program: Program
     plan: MemoryPlan
+    stats: EmitStats
 
 
-def compile_model(model_path: str | Path, target_name: str = "vipnano-qi",
-                  labels_path: str | Path | None = None) -> CompileResult:
-    """Run every stage: frontend, placement, memory planning, blob assembly."""
+def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", labels_path: str | Path | None = None,
+                  npu: bool = True, split_steps: bool = False) -> CompileResult:
+    """Run every stage: frontend, placement and lowering, memory planning, emission.
+
+    ``npu=False`` keeps every operator on the host CPU (a reference blob);
+    ``split_steps`` gives every NPU job its own submit (for per-layer checks).
+    """
     target = get_target(target_name)
-    graph = load_tflite(model_path)                      # frontend_tflite: flatbuffer -> validated IR
-    order = graph.topological_order()
-    decisions = place_ops(graph, order, target)          # passes: NN / TP / HOST, with folded parameters
-    plan = plan_memory(graph, order)                     # passes: arena offsets with lifetime reuse
+    graph = load_tflite(model_path)                          # frontend: flatbuffer -> validated IR
+    program = lower_graph(graph, graph.topological_order(), target, npu)  # NN / TP / HOST, planar layouts
+    outputs = graph_outputs(program)                         # graph outputs back in NHWC
+    plan = plan_memory(program, graph.inputs, outputs)       # arena offsets with lifetime reuse
     metadata = {"source": Path(model_path).name}
     if labels_path is not None:
         metadata["labels"] = read_labels_text(labels_path)
-    blob = build_blob(graph, decisions, plan, target, _read_bytes(model_path), metadata)
-    return CompileResult(vipbin.write_blob(blob), graph, decisions, plan)
+    blob, stats = emit_blob(program, plan, target, graph.inputs, outputs, _read_bytes(model_path), metadata,
+                            split_steps)                     # descriptors, coefficients, streams, relocations
+    return CompileResult(vipbin.write_blob(blob), program, plan, stats)
 
 
 def _read_bytes(path: str | Path) -> bytes:

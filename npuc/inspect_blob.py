@@ -37,6 +37,8 @@ def describe(blob: vipbin.Blob, raw: bytes) -> dict[str, Any]:
             "steps": {"npu": sum(isinstance(s, vipbin.NpuStep) for s in blob.steps),
                       "host": sum(isinstance(s, vipbin.HostStep) for s in blob.steps)},
             "buffer_bytes": sum(b.size for b in blob.buffers),
+            # Every coefficient stream is read once per inference by its NN job.
+            "coefficient_bytes": sum(len(b.init) for b in blob.buffers if b.kind == "coefficients"),
             "labels": len(labels.splitlines()) if labels else 0,
         },
     }
@@ -66,7 +68,8 @@ def render_text(info: dict[str, Any]) -> str:
            f"model      sha256 {h['model_sha256']}"]
     s = info["summary"]
     out.append(f"program    {len(info['steps'])} steps: {s['steps']['npu']} NPU, {s['steps']['host']} HOST; "
-               f"{s['buffer_bytes']} buffer bytes; {info['relocations']} relocations")
+               f"{s['buffer_bytes']} buffer bytes; {s['coefficient_bytes']} coefficient bytes per inference; "
+               f"{info['relocations']} relocations")
     for io in ("inputs", "outputs"):
         for t in info[io]:
             out.append(f"{io[:-1]:<10} {t['name']!r} {t['dtype']}{t['shape']} {t['layout']} "

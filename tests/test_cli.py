@@ -73,7 +73,16 @@ def test_inspect_json(mnv1_blob):
     info = json.loads(p.stdout)
     assert info["header"]["target"] == "vipnano-qi"
     assert info["inputs"][0]["shape"] == [1, 224, 224, 3]
-    assert info["summary"]["steps"]["host"] == 31 and info["summary"]["labels"] == 1001
+    assert info["summary"]["labels"] == 1001
+    assert info["summary"]["steps"]["npu"] >= 1 and info["summary"]["steps"]["host"] == 1  # only SOFTMAX stays on the CPU
+    assert info["summary"]["coefficient_bytes"] > 0
+
+
+def test_cpu_only_blob_has_no_npu_steps(tmp_path):
+    out = tmp_path / "c.vipbin"
+    assert run("npuc", "compile", str(SMALL), "-o", str(out), "--cpu-only").returncode == 0
+    info = json.loads(run("npuc", "inspect", str(out), "--json").stdout)
+    assert info["summary"]["steps"]["npu"] == 0 and info["summary"]["coefficient_bytes"] == 0
 
 
 def test_missing_and_bad_models(tmp_path):

@@ -1,4 +1,8 @@
-"""Compile real models and run them: outputs must equal TFLite's reference kernels bit for bit."""
+"""Compile real models for the host CPU and run them: outputs must equal TFLite's reference kernels bit for bit.
+
+The host kernels are npuc's reference path (``npuc compile --cpu-only``), so
+this holds exactly; NPU-compiled blobs are checked in test_npu_models.py.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from npuc.sim.device import SimDevice
 
 @pytest.fixture(scope="module", params=oracle.MOBILENETS)
 def compiled(request):
-    result = compile_model(oracle.model_path(request.param))
+    result = compile_model(oracle.model_path(request.param), npu=False)
     return request.param, vipbin.read_blob(result.blob)
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import oracle
-import tp_mesa as M
+from tp_harness import descriptors_at, pad_job, transpose_job
 from npuc.backend_vip import registers as R
 from npuc.backend_vip.descriptors import TP_DESCRIPTOR
+from npuc.backend_vip.jobs import PLANAR
 from npuc.backend_vip.target import VIPNANO_QI
 from npuc.errors import SimError
 from npuc.runtime.device import BO_READ, BO_WRITE, SubmitBo
@@ -132,7 +133,7 @@ def pad_memory(fields: list[dict]) -> tuple[Memory, np.ndarray, np.ndarray]:
 
 def test_pad_split_over_four_cores_runs_from_the_stream():
     shape, pads = (8, 8, 5), ((1, 1), (2, 0), (1, 1))
-    fields = M.pad(shape, pads, 40, 40, True, SRC, DST, VIPNANO_QI.tp_cores)
+    fields = descriptors_at(pad_job(shape, pads, 40, PLANAR), SRC, DST)
     mem, src, dst = pad_memory(fields)
     x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     src[:x.size] = x.transpose(2, 0, 1).ravel()
@@ -155,7 +156,7 @@ def test_pad_split_over_four_cores_runs_from_the_stream():
                                        r"more than the 4 TP cores"),
 ])
 def test_tp_chain_checks(flags, no_flush, message):
-    fields = M.pad((8, 8, 5), ((1, 1), (1, 1), (0, 0)), 0, 0, True, SRC, DST, 4)
+    fields = descriptors_at(pad_job((8, 8, 5), ((1, 1), (1, 1), (0, 0)), 0, PLANAR), SRC, DST)
     fields += [dict(fields[-1])]
     if no_flush is not None:
         for f, n in zip(fields, no_flush):
@@ -167,7 +168,7 @@ def test_tp_chain_checks(flags, no_flush, message):
 
 
 def test_nn_job_inside_an_open_tp_chain_is_refused(recorded):
-    mem, _, _ = pad_memory([dict(M.transpose(2, 2, 2, 0, SRC, DST)[0], no_flush=1)])
+    mem, _, _ = pad_memory([dict(descriptors_at(transpose_job((2, 2, 2)), SRC, DST)[0], no_flush=1)])
     stream = words(*ls(R.PS_TP_INST_ADDR, DESC | 1), *ls(R.PS_NN_INST_ADDR, 0x5000))
     with pytest.raises(SimError, match=r"s job 1 \(NN\): NN job started at byte offset 12 while the TP job chain "
                                        r"started at byte offset 4 is still open"):
@@ -185,7 +186,7 @@ def test_fuzzed_streams_only_raise_simerror(monkeypatch):
     from npuc.sim import tp
     monkeypatch.setattr(tp, "MAX_TP_ELEMENTS", 1 << 14)
     rng = np.random.default_rng(7)
-    fields = M.pad((6, 6, 4), ((1, 1), (1, 0), (0, 1)), 3, 3, True, SRC, DST, 4)
+    fields = descriptors_at(pad_job((6, 6, 4), ((1, 1), (1, 0), (0, 1)), 3, PLANAR), SRC, DST)
     regs = list(R.REGISTER_NAMES) + [0x1234]
     ran = failed = 0
     deadline = time.perf_counter() + 20
@@ -233,7 +234,8 @@ def test_device_submit_runs_the_stream_over_pinned_buffers():
     dev = SimDevice()
     src, dst, desc = dev.new_buffer(4096), dev.new_buffer(4096), dev.new_buffer(4096)
     a_src, a_dst, a_desc = VA, VA + 0x10000, VA + 0x20000
-    desc.data[:124] = np.frombuffer(TP_DESCRIPTOR.pack(M.transpose(3, 4, 5, 0, a_src, a_dst)[0]), np.uint8)
+    fields = descriptors_at(transpose_job((3, 4, 5)), a_src, a_dst)[0]
+    desc.data[:124] = np.frombuffer(TP_DESCRIPTOR.pack(fields), np.uint8)
     x = np.random.default_rng(1).integers(0, 256, (3, 4, 5), dtype=np.uint8)
     src.data[:x.size] = x.ravel()
     bos = [SubmitBo(src, a_src, BO_READ), SubmitBo(dst, a_dst, BO_READ | BO_WRITE), SubmitBo(desc, a_desc, BO_READ)]
@@ -286,7 +288,8 @@ def test_device_refuses_a_buffer_overlapping_one_pinned_by_an_earlier_submit():
 def test_device_reports_accesses_outside_every_buffer():
     dev = SimDevice()
     desc = dev.new_buffer(4096)
-    desc.data[:124] = np.frombuffer(TP_DESCRIPTOR.pack(M.transpose(3, 4, 5, 0, 0x7000_0000, VA)[0]), np.uint8)
+    fields = descriptors_at(transpose_job((3, 4, 5)), 0x7000_0000, VA)[0]
+    desc.data[:124] = np.frombuffer(TP_DESCRIPTOR.pack(fields), np.uint8)
     with pytest.raises(SimError, match=r"submit 2 job 0 \(TP\): TP input read at 0x70000000 is outside every buffer"):
         dev.submit(tp_stream([VA + 0x8000], [0], [0]), [SubmitBo(desc, VA + 0x8000, BO_READ)], "submit 2")
 

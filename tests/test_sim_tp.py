@@ -1,159 +1,27 @@
-"""TP jobs of the simulator against numpy ground truth, with descriptors built as Mesa builds them.
+"""The simulator's TP jobs: what Mesa's own parameters do where npuc's builders differ, and its refusals.
 
 The simulator interprets TP descriptors generically (npuc/sim/tp.py,
-docs/simulator.md "TP jobs"); these tests check that Mesa's parameter sets for
-every TP role give the documented result, on square and non-square shapes and
-split over the TP cores like Mesa splits them, and that for non-square maps
-Mesa's own parameters do what the notes feared (and what exactly).
+docs/simulator.md "TP jobs").  npuc's builders (npuc/backend_vip/tp_jobs.py)
+are checked against Mesa's golden descriptors and against numpy on the
+simulator in tests/test_tp_jobs.py; here the simulator shows what Mesa's own
+parameter sets do where they are wrong (non-square and narrow maps, z padding,
+idle cores: docs/simulator.md), and refuses what it does not model.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import pytest
 
-import oracle
 import tp_mesa as M
+from tp_harness import (BUF, DST, FILL, SRC, TP_CORES, descriptors_at, detranspose_job, lut_job, pad_job,
+                        reshuffle_job, rng_bytes, run_tp, space_to_depth, transpose_job)
 from npuc.backend_vip.descriptors import TP_DESCRIPTOR
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.backend_vip.jobs import PLANAR
 from npuc.errors import SimError
-from npuc.frontend_tflite import load_tflite
 from npuc.sim import tp
-from npuc.sim.memory import Memory
-
-SRC, DST, DESC, LUT = 0x0100_0000, 0x0200_0000, 0x0300_0000, 0x0400_0000
-BUF = 1 << 21
-FILL = 0xA5  # output bytes no job wrote
-TP_CORES = VIPNANO_QI.tp_cores
-
-
-def run_tp(data: np.ndarray, descs: list[dict], lut: np.ndarray | None = None) -> np.ndarray:
-    """Run the TP descriptors (one per core, in order) over ``data`` at SRC; return the DST buffer."""
-    mem = Memory()
-    src = np.zeros(BUF, np.uint8)
-    src[:data.size] = data.ravel()
-    dst = np.full(BUF, FILL, np.uint8)
-    mem.map(SRC, src, "src")
-    mem.map(DST, dst, "dst")
-    table = np.zeros(4096 * len(descs), np.uint8)
-    mem.map(DESC, table, "descriptors")
-    if lut is not None:
-        mem.map(LUT, np.frombuffer(lut.astype("<u4").tobytes(), np.uint8).copy(), "lut")
-    for i, fields in enumerate(descs):
-        table[4096 * i:4096 * i + TP_DESCRIPTOR.size] = np.frombuffer(TP_DESCRIPTOR.pack(fields), np.uint8)
-    for i in range(len(descs)):
-        tp.run_tp_job(mem, DESC + 4096 * i, VIPNANO_QI, f"test job {i} (TP)")
-    return dst
-
-
-def space_to_depth(planes: np.ndarray, zp: int, wo: int, ho: int, pad_x: int, pad_y: int) -> np.ndarray:
-    """Stride-2 space-to-depth: plane 4c + 2*py + px holds input (2y + py - pad_y, 2x + px - pad_x)."""
-    c, h, w = planes.shape
-    padded = np.full((c, 2 * ho + pad_y, 2 * wo + pad_x), zp, np.uint8)
-    padded[:, pad_y:pad_y + h, pad_x:pad_x + w] = planes[:, :2 * ho + pad_y - pad_y, :2 * wo]
-    out = np.empty((c, 2, 2, ho, wo), np.uint8)
-    for py in range(2):
-        for px in range(2):
-            out[:, py, px] = padded[:, py:py + 2 * ho:2, px:px + 2 * wo:2]
-    return out.reshape(4 * c, ho, wo)
-
-
-def rng_bytes(seed: int, shape: tuple[int, ...]) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-GOLDEN_SETS = sorted(p for p in (oracle.SHARED / "golden").glob("*/*") if (p / "jobs.json").exists())
-
-
-@pytest.mark.parametrize("golden", GOLDEN_SETS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_builders_reproduce_mesas_golden_tp_descriptors(golden):
-    """The builders' parameter sets are Mesa's: every golden TP descriptor is reproduced byte for byte."""
-    g = load_tflite(oracle.model_path(golden.name))
-    checked = 0
-    for e in json.loads((golden / "jobs.json").read_text()):
-        if e.get("type") != "TP":
-            continue
-        role, op = e["lowered"]["tp_role"], g.ops[e["lowered"]["tflite_op_index"]]
-        t = g.tensors[op.outputs[0] if role == "detranspose" else op.inputs[0]]
-        _, h, w, c = t.shape
-        zp = int(t.quant.zero_point[0])
-        src, dst = (int(e["jobs"][0][k]["addr"], 16) for k in ("input", "output"))
-        if role == "reshuffle":
-            kernel = g.tensors[op.inputs[1]].shape[1]
-            fields = M.reshuffle(h, w, c, zp, kernel, op.options["padding"] == "SAME", src, dst, TP_CORES)
-        else:
-            fields = {"transpose": M.transpose, "detranspose": M.detranspose}[role](h, w, c, zp, src, dst)
-        assert len(fields) == len(e["jobs"])
-        for job, f in zip(e["jobs"], fields):
-            assert TP_DESCRIPTOR.pack(f) == (golden / e["submit"] / f"bo_{job['config_bo']:03d}.bin").read_bytes()
-            checked += 1
-    assert checked == 5
-
-
-SHAPES = [(224, 224, 3), (5, 7, 3), (7, 5, 16), (1, 1, 1024), (1, 1, 1001), (3, 1, 8), (7, 7, 1024)]
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_transpose_gives_planar_layout(shape):
-    h, w, c = shape
-    x = rng_bytes(1, shape)
-    out = run_tp(x, M.transpose(h, w, c, 128, SRC, DST))
-    assert np.array_equal(out[:x.size].reshape(c, h, w), x.transpose(2, 0, 1))
-    assert (out[x.size:x.size + 64] == FILL).all()
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_detranspose_gives_nhwc(shape):
-    # Mesa takes the planar input's x size and stride from H, not W; the window is
-    # still read contiguously, so under the simulator's semantics the result is
-    # right for non-square maps too (the notes feared it might not be).
-    h, w, c = shape
-    x = rng_bytes(2, shape)
-    out = run_tp(x.transpose(2, 0, 1).copy(), M.detranspose(h, w, c, 0, SRC, DST))
-    assert np.array_equal(out[:x.size].reshape(h, w, c), x)
-
-
-RESHUFFLE_KERNELS = [(3, True), (5, True), (3, False)]
-
-
-@pytest.mark.parametrize("kernel,same", RESHUFFLE_KERNELS)
-@pytest.mark.parametrize("shape,cores,split", [
-    ((224, 224, 3), 1, 0),    # MobileNet's first convolution: one core (Mesa's TODO)
-    ((112, 112, 32), 4, 0),   # split along x
-    ((11, 11, 8), 4, 2),      # split along z
-    ((10, 10, 8), 4, 2),
-    ((15, 15, 1), 4, 0),
-])
-def test_reshuffle_square(shape, cores, split, kernel, same):
-    h, w, c = shape
-    x = rng_bytes(3, (c, h, w))
-    descs = M.reshuffle(h, w, c, 77, kernel, same, SRC, DST, TP_CORES)
-    assert len(descs) == cores
-    assert M.split_reshuffle(h, w, c, kernel, same, 0, cores, False)[0] == split
-    assert [d["no_flush"] for d in descs] == [1] * (cores - 1) + [0]
-    g = M.reshuffle_geometry(h, w, kernel, same)
-    want = space_to_depth(x, 77, g.wo, g.ho, g.pad_x, g.pad_y)
-    assert np.array_equal(run_tp(x, descs)[:want.size].reshape(want.shape), want)
-
-
-NON_SQUARE = [((20, 10, 8), 1), ((30, 12, 9), 1), ((10, 20, 8), 0), ((11, 12, 3), 0), ((12, 11, 3), 0),
-              ((12, 30, 3), 0), ((31, 17, 2), 0), ((13, 7, 40), 2), ((9, 20, 12), 2)]
-
-
-@pytest.mark.parametrize("kernel,same", RESHUFFLE_KERNELS)
-@pytest.mark.parametrize("shape,split", NON_SQUARE)
-def test_reshuffle_non_square_with_corrected_parameters(shape, split, kernel, same):
-    """With x padding from W's parity and y-split offsets in output rows of wo, every split is exact."""
-    h, w, c = shape
-    x = rng_bytes(4, (c, h, w))
-    descs = M.reshuffle(h, w, c, 9, kernel, same, SRC, DST, TP_CORES, fixed=True)
-    assert M.split_reshuffle(h, w, c, kernel, same, 0, len(descs), True)[0] == split
-    g = M.reshuffle_geometry(h, w, kernel, same)
-    want = space_to_depth(x, 9, g.wo, g.ho, g.pad_x, g.pad_y)
-    assert np.array_equal(run_tp(x, descs)[:want.size].reshape(want.shape), want)
 
 
 @pytest.mark.parametrize("kernel,same", [(3, True), (5, True)])
@@ -165,8 +33,8 @@ def test_reshuffle_mesa_parameters_take_x_padding_from_h(shape, kernel, same):
     descs = M.reshuffle(h, w, c, 9, kernel, same, SRC, DST, TP_CORES)
     g = M.reshuffle_geometry(h, w, kernel, same)
     extra = 1 if kernel == 5 else 0
-    mesa = space_to_depth(x, 9, g.wo, g.ho, extra + h % 2, extra + w % 2)
-    right = space_to_depth(x, 9, g.wo, g.ho, g.pad_x, g.pad_y)
+    mesa = space_to_depth(x, 9, g.ho, g.wo, extra + w % 2, extra + h % 2)
+    right = space_to_depth(x, 9, g.ho, g.wo, g.pad_y, g.pad_x)
     got = run_tp(x, descs)[:right.size].reshape(right.shape)
     assert np.array_equal(got, mesa)
     assert not np.array_equal(got, right)
@@ -179,13 +47,13 @@ def test_reshuffle_mesa_parameters_misplace_y_split_rows(shape):
     x = rng_bytes(6, (c, h, w))
     g = M.reshuffle_geometry(h, w, 3, True)
     descs = M.reshuffle(h, w, c, 9, 3, True, SRC, DST, TP_CORES)
-    assert M.split_reshuffle(h, w, c, 3, True, 0, len(descs), False)[0] == 1
-    right = space_to_depth(x, 9, g.wo, g.ho, g.pad_x, g.pad_y)
+    assert M.split_reshuffle(h, w, c, 3, True, 0, len(descs))[0] == 1
+    right = space_to_depth(x, 9, g.ho, g.wo, g.pad_y, g.pad_x)
     # What Mesa's descriptors ask for: core i's rows r0.. written from row offset ho * r0.
     want = np.full(BUF, FILL, np.uint8)
     row0 = 0
     for core in range(len(descs)):
-        rows = M.split_reshuffle(h, w, c, 3, True, core, len(descs), False)[2][1]
+        rows = M.split_reshuffle(h, w, c, 3, True, core, len(descs))[2][1]
         for p in range(4 * c):
             for r in range(rows):
                 at = g.ho * row0 + p * g.wo * g.ho + r * g.wo
@@ -203,43 +71,17 @@ def test_reshuffle_mesa_split_of_a_narrow_map_leaves_an_empty_window():
         run_tp(x, M.reshuffle(40, 6, 2, 0, 3, False, SRC, DST, TP_CORES))
 
 
-PADS = [((1, 1), (1, 1), (0, 0)), ((0, 2), (2, 0), (1, 1)), ((2, 1), (0, 2), (0, 1)), ((1, 0), (1, 2), (1, 0))]
-
-
-# Planar tensors split their channels (z) over the cores, NHWC ones their rows; Mesa over-fetches
-# one plane at most, so z paddings of 2 are left to test_pad_mesa_two_planes_of_z_padding.
-PAD_CASES = [(pads, planar) for pads in PADS for planar in (True, False)
-             if max(pads[2] if planar else pads[0]) <= 1]
-
-
-@pytest.mark.parametrize("pads,planar", PAD_CASES)
-@pytest.mark.parametrize("shape", [(8, 8, 5), (6, 9, 4), (12, 7, 9), (2, 2, 2)])
-def test_pad(shape, pads, planar):
-    """Padding reads the border, the zero point; the z (channel or row) padding of 1 uses over-fetch."""
-    h, w, c = shape
-    x = rng_bytes(8, shape)
-    descs = M.pad(shape, pads, 93, 93, planar, SRC, DST, TP_CORES)
-    want = np.pad(x, pads, constant_values=93)
-    if planar:
-        x, want = x.transpose(2, 0, 1).copy(), want.transpose(2, 0, 1)
-    assert len(descs) == TP_CORES
-    assert np.array_equal(run_tp(x, descs)[:want.size].reshape(want.shape), want)
-
-
-def test_pad_single_core_when_h_is_1():
-    x = rng_bytes(9, (1, 5, 3))
-    pads = ((0, 0), (2, 1), (0, 0))
-    descs = M.pad((1, 5, 3), pads, 17, 17, True, SRC, DST, TP_CORES)
-    assert len(descs) == 1
-    want = np.pad(x, pads, constant_values=17).transpose(2, 0, 1)
-    assert np.array_equal(run_tp(x.transpose(2, 0, 1).copy(), descs)[:want.size].reshape(want.shape), want)
-
-
 def test_pad_mesa_two_planes_of_z_padding():
-    """Mesa over-fetches one plane for a z padding of 2 but offsets core 1 by 2: one plane stays unwritten."""
-    shape, pads = (8, 8, 5), ((0, 0), (0, 0), (2, 0))
+    """Mesa over-fetches one plane for a z padding of 2 but offsets core 1 by 2: one plane stays unwritten.
+
+    Mesa's descriptors for a front padding of 2 channels are npuc's for a padding
+    of 1 (over-fetch 1 on core 0) with the later cores' output one plane further.
+    """
+    shape = (8, 8, 5)
     x = rng_bytes(10, shape)
-    descs = M.pad(shape, pads, 93, 93, True, SRC, DST, TP_CORES)
+    descs = descriptors_at(pad_job(shape, ((0, 0), (0, 0), (1, 0)), 93, PLANAR))
+    for d in descs[1:]:
+        d["out_image_base_address"] += 8 * 8
     out = run_tp(x.transpose(2, 0, 1).copy(), descs)[:7 * 64].reshape(7, 8, 8)
     share0 = descs[0]["in_image_z_size"]
     assert (out[0] == 93).all()                                          # the one over-fetched plane
@@ -248,41 +90,14 @@ def test_pad_mesa_two_planes_of_z_padding():
     assert np.array_equal(out[2 + share0:], x.transpose(2, 0, 1)[share0:])
 
 
-def lut_truth(kind: str, x: np.ndarray, in_zp: int, out_zp: int, in_scale: float, out_scale: float) -> np.ndarray:
-    real = (x.astype(np.float64) - in_zp) * in_scale
-    real = {"RELU": lambda r: np.maximum(r, 0), "ABS": np.abs, "LOGISTIC": lambda r: 1 / (1 + np.exp(-r))}[kind](real)
-    return np.clip(np.floor(real / out_scale + 0.5) + out_zp, 0, 255).astype(np.uint8)
-
-
-QUANT = [(128, 128, 0.05, 0.05), (100, 3, 0.0235, 0.0117), (37, 200, 0.1, 0.3), (0, 0, 1 / 16, 1 / 256)]
-
-
-@pytest.mark.parametrize("kind", M.PWL_KINDS)
-@pytest.mark.parametrize("quant", QUANT)
-@pytest.mark.parametrize("shape", [(7, 9, 70), (16, 16, 64), (2, 5, 3), (10, 33, 130), (1, 1, 1001)])
-def test_lut_activations(kind, shape, quant):
-    """RELU/ABS through Mesa's identity LUTs are exact; LOGISTIC interpolates samples, within 1 step."""
-    in_zp, out_zp, in_scale, out_scale = quant
-    if kind == "LOGISTIC":
-        out_zp, out_scale = 0, 1 / 256  # TFLite's fixed LOGISTIC output quantization
-    h, w, c = shape
-    x = rng_bytes(11, shape)
-    descs = M.pwl(kind, h, w, c, in_zp, out_zp, in_scale, out_scale, SRC, DST, LUT, TP_CORES)
-    assert len(descs) == M.pwl_cores(kind, h, TP_CORES)
-    got = run_tp(x, descs, M.LUTS[kind](in_scale))
-    want = lut_truth(kind, x, in_zp, out_zp, in_scale, out_scale)
-    diff = np.abs(got[:x.size].reshape(shape).astype(int) - want)
-    assert diff.max() <= (1 if kind == "LOGISTIC" else 0)
-    assert (got[x.size:x.size + 64] == FILL).all()
-
-
-def test_abs_on_fewer_planes_than_cores_leaves_cores_idle():
-    """Mesa always splits ABS over 4 cores: with H = 2 two descriptors get no plane and do nothing."""
+def test_descriptors_without_planes_do_nothing():
+    """Mesa splits ABS (and PAD) over 4 cores even with fewer planes: the extra descriptors have z size 0."""
     x = rng_bytes(12, (2, 3, 5))
-    descs = M.pwl("ABS", 2, 3, 5, 128, 128, 0.1, 0.1, SRC, DST, LUT, TP_CORES)
-    assert [d["in_image_z_size"] for d in descs] == [1, 1, 0, 0]
-    got = run_tp(x, descs, M.abs_lut())
-    assert np.array_equal(got[:x.size].reshape(x.shape), lut_truth("ABS", x, 128, 128, 0.1, 0.1))
+    job = lut_job("abs", (2, 3, 5), (128, 0.1), (128, 0.1))
+    descs = descriptors_at(job)
+    assert [d["in_image_z_size"] for d in descs] == [1, 1]
+    idle = dict(descs[-1], in_image_z_size=0)
+    assert np.array_equal(run_tp(x, descs + [idle, idle], job.lut), run_tp(x, descs, job.lut))
 
 
 def test_overlapping_tiles_write_in_traversal_order():
@@ -303,7 +118,7 @@ def test_overlapping_tiles_write_in_traversal_order():
 # -- malformed descriptors ------------------------------------------------------------------
 
 def _one_transpose(**changes) -> dict:
-    d = M.transpose(4, 4, 3, 0, SRC, DST)[0]
+    d = descriptors_at(transpose_job((4, 4, 3)))[0]
     d.update(changes)
     return d
 
@@ -327,7 +142,7 @@ def test_malformed_descriptor_is_a_simerror_naming_the_job(changes, message):
 
 
 def test_unmapped_lut_is_a_simerror():
-    d = M.pwl("RELU", 4, 4, 3, 0, 0, 1.0, 1.0, SRC, DST, LUT, TP_CORES)[0]
+    d = descriptors_at(lut_job("relu", (4, 4, 3), (0, 1.0), (0, 1.0)))[0]
     with pytest.raises(SimError, match=r"test job 0 \(TP\): PWL LUT read at 0x04000000 is outside every buffer"):
         run_tp(rng_bytes(14, (4, 4, 3)), [d])
 
@@ -343,16 +158,17 @@ def test_huge_job_is_refused_at_once():
 
 
 def test_fuzzed_descriptors_only_raise_simerror(monkeypatch):
-    """Mutated Mesa descriptors (seeded, bounded) either run or raise SimError, nothing else."""
+    """Mutated descriptors of every TP role (seeded, bounded) either run or raise SimError, nothing else."""
     monkeypatch.setattr(tp, "MAX_TP_ELEMENTS", 1 << 16)
     rng = np.random.default_rng(2024)
-    seeds = ([M.transpose(6, 5, 4, 3, SRC, DST)[0], M.detranspose(6, 5, 4, 3, SRC, DST)[0]]
-             + M.reshuffle(12, 10, 8, 3, 5, True, SRC, DST, TP_CORES)
-             + M.pad((8, 8, 5), PADS[1], 4, 4, True, SRC, DST, TP_CORES)
-             + M.pwl("LOGISTIC", 7, 9, 70, 5, 0, 0.1, 1 / 256, SRC, DST, LUT, TP_CORES))
+    logistic = lut_job("logistic", (7, 9, 70), (5, 0.1), (0, 1 / 256))
+    seeds = [d for job in (transpose_job((6, 5, 4), 3), detranspose_job((6, 5, 4), 3),
+                           reshuffle_job((12, 10, 8), 3, (5, 5), (1, 1), (8, 7)),
+                           pad_job((8, 8, 5), ((0, 2), (2, 0), (1, 1)), 4, PLANAR), logistic)
+             for d in descriptors_at(job)]
     names = [f.name for f in TP_DESCRIPTOR.fields]
     x = rng_bytes(16, (6000,))
-    lut = M.logistic_lut(0.1)
+    lut = logistic.lut
     ran = refused = 0
     deadline = time.perf_counter() + 20
     for case in range(300):

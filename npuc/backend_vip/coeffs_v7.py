@@ -34,9 +34,9 @@ whole stream structure from the descriptor fields alone (:class:`KernelGeometry`
   one tile (``in_image_x_size > max_tile_x``).
 
 docs/simulator.md explains how this rule relates to Mesa's three writers.  The
-encoder writes exactly what the decoder reads and flushes zero runs where
-Mesa's writer does, so that re-encoding a decoded golden buffer reproduces it
-bit for bit.  Both directions are vectorised with numpy: MobileNet's 5.7 MB of
+encoder writes exactly what the decoder reads; with ``mesa_flushes`` it also
+cuts zero runs where Mesa's writer does, so that re-encoding a decoded golden
+buffer reproduces it bit for bit (npuc's own jobs leave the extra cuts out).  Both directions are vectorised with numpy: MobileNet's 5.7 MB of
 coefficients decode in a fraction of a second.
 """
 
@@ -458,9 +458,10 @@ def _walk(words: np.ndarray, cur: np.ndarray, end: np.ndarray, plan: _StreamPlan
 # -- encoding ------------------------------------------------------------------------------------
 
 
-def encode_coefficients_v7(weights: np.ndarray, biases: np.ndarray, trailers: np.ndarray, geo: KernelGeometry,
-                           target: Target, zrl_bits: int | None = None) -> bytes:
-    """Encode kernels into a v7 coefficient buffer that the job described by ``geo`` reads back.
+def plan_coefficients_v7(weights: np.ndarray, biases: np.ndarray, trailers: np.ndarray, geo: KernelGeometry,
+                         target: Target, zrl_bits: int | None = None,
+                         mesa_flushes: bool = False) -> "CoefficientEncoding":
+    """Plan the v7 coefficient buffer (zero-run width, per-core sizes) that the job described by ``geo`` reads.
 
     ``weights`` is [slots][kernel_z][kernel_y][kernel_x] uint8 (raw values,
     ``geo.zero_point`` meaning real zero), ``biases`` and ``trailers`` the 32-bit
@@ -470,6 +471,13 @@ def encode_coefficients_v7(weights: np.ndarray, biases: np.ndarray, trailers: np
     simulator writes their planes).  ``zrl_bits`` None picks the zero-run width
     (0..target.zrl_bits_max) that gives the smallest buffer, the narrower width
     on ties.  Shapes are not checked against the target's limits here.
+
+    Zero runs are always cut before a bias or trailer word (the decoder, like
+    the hardware, needs that).  ``mesa_flushes`` also cuts them after every
+    input channel of the last superblock, as Mesa's interleaved writer does;
+    npuc leaves that out by default: the hardware reads runs across channel
+    boundaries in every other superblock of Mesa's own streams, and each cut
+    costs a pair (a large share of a channel-group depthwise stream).
     """
     weights = np.asarray(weights, dtype=np.uint8)
     slots = geo.slots(target)
@@ -478,44 +486,96 @@ def encode_coefficients_v7(weights: np.ndarray, biases: np.ndarray, trailers: np
         raise ValueError(f"encode_coefficients_v7: expected weights {shape} and {slots} biases/trailers, "
                          f"got {weights.shape}, {np.shape(biases)}, {np.shape(trailers)}")
     plan = _plan(geo, target)
-    cores, kpc = geo.cores_used(target), geo.kernels_per_core(target)
+    cores = geo.cores_used(target)
     local = weights[plan.slot.ravel()].reshape(cores, -1)
     stream = local[:, plan.weight_index].ravel()  # core by core, in stream order
-    widths = range(target.zrl_bits_max + 1) if zrl_bits is None else [zrl_bits]
+    widths = _useful_widths(stream, geo.zero_point, target) if zrl_bits is None else [zrl_bits]
+    cuts = np.union1d(plan.word_after, plan.flush_after) if mesa_flushes else plan.word_after
+    runs = _runs(stream, cores, cuts, geo.zero_point)
     best = None
     for zrl in widths:
-        ends = _pair_ends(stream, cores, plan, zrl, geo.zero_point)
-        size = int(_stream_sizes(ends, stream.size // cores, cores, plan, zrl, target).sum())
-        if best is None or size < best[0]:
-            best = (size, zrl, ends)
-    _, zrl, ends = best
-    return _pack(stream, ends, cores, plan, zrl, kpc,
-                 np.asarray(biases, dtype=np.uint64), np.asarray(trailers, dtype=np.uint64), target)
+        sizes = _stream_sizes(_pairs_per_core(runs, cores, zrl), plan, zrl, target)
+        if best is None or int(sizes.sum()) < int(best[1].sum()):
+            best = (zrl, sizes)
+    zrl, sizes = best
+    return CoefficientEncoding(geo, target, plan, stream, runs, zrl, sizes,
+                               np.asarray(biases, dtype=np.uint64), np.asarray(trailers, dtype=np.uint64))
 
 
-def _pair_ends(stream: np.ndarray, cores: int, plan: _StreamPlan, zrl: int, zero_point: int) -> np.ndarray:
-    """Sorted positions (in the core-by-core stream) of the weights that end a (run, value) pair.
+@dataclass(frozen=True)
+class CoefficientEncoding:
+    """A planned coefficient buffer: its size is known, its bits are packed on demand.
 
-    Mesa's encoder cuts pairs at every non-zero-point weight, after every
-    ``2**zrl`` zero points of a run (a full run takes the next weight as its
-    value), and at the last weight of a segment (before a bias or trailer word,
-    at Mesa's extra flush points, at the end) when a run is pending, which it
-    emits as ``(count - 1, zero point)``.  Works on the runs, not the weights,
-    so that sparse expanded depthwise kernels cost little.
+    Lowering compares candidate jobs by size and fills the SRAM-cache fields
+    from the per-core sizes; only the jobs that are kept are packed.
     """
+
+    geo: KernelGeometry
+    target: Target
+    plan: "_StreamPlan"
+    stream: np.ndarray
+    runs: _Runs
+    zrl_bits: int
+    core_bytes: np.ndarray
+    biases: np.ndarray
+    trailers: np.ndarray
+
+    @property
+    def total_bytes(self) -> int:
+        return core_size_table(self.target).size + int(self.core_bytes.sum())
+
+    def pack(self) -> bytes:
+        cores = self.geo.cores_used(self.target)
+        return _pack(self.stream, _pair_ends(self.runs, self.zrl_bits), cores, self.plan, self.zrl_bits,
+                     self.geo.kernels_per_core(self.target), self.core_bytes, self.biases, self.trailers, self.target)
+
+
+def encode_coefficients_v7(weights: np.ndarray, biases: np.ndarray, trailers: np.ndarray, geo: KernelGeometry,
+                           target: Target, zrl_bits: int | None = None, mesa_flushes: bool = False) -> bytes:
+    """Encode kernels into a v7 coefficient buffer (see :func:`plan_coefficients_v7`)."""
+    return plan_coefficients_v7(weights, biases, trailers, geo, target, zrl_bits, mesa_flushes).pack()
+
+
+def _useful_widths(stream: np.ndarray, zero_point: int, target: Target) -> list[int]:
+    """Zero-run widths that might beat plain 8-bit values (width 0) on this stream.
+
+    Every weight other than the zero point needs a pair of its own, 8 + w bits,
+    while width 0 spends 8 bits per weight and everything else (words, headers)
+    is the same; so a width w with ``others * (8 + w) >= 8 * n`` can never be
+    smaller.  Dense layers (most pointwise convolutions) skip the search this way.
+    """
+    n = stream.size
+    others = n - int(np.count_nonzero(stream == zero_point))
+    return [0] + [w for w in range(1, target.zrl_bits_max + 1) if others * (VALUE_BITS + w) < VALUE_BITS * n]
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """The zero runs of a core-by-core stream, which do not depend on the zero-run width.
+
+    A run starts after a value or at a segment start (every per-core weight
+    count in ``cuts``, where a word follows) and stops at the next value or the
+    segment's end; ``flushed`` marks runs that end a segment, which the encoder
+    closes with a ``(count - 1, zero point)`` pair.
+    """
+
+    is_value: np.ndarray   # weight is not the zero point
+    starts: np.ndarray
+    lengths: np.ndarray
+    flushed: np.ndarray
+    values_per_core: np.ndarray
+    n: int                 # weights per core
+
+
+def _runs(stream: np.ndarray, cores: int, cuts: np.ndarray, zero_point: int) -> _Runs:
     total = stream.size
-    if zrl == 0:
-        return np.arange(total, dtype=np.int64)
     n = total // cores
-    full = 1 << zrl
-    cuts = np.union1d(plan.word_after, plan.flush_after)
     cuts = cuts[(cuts > 0) & (cuts < n)]
     seg_starts = (np.arange(cores, dtype=np.int64)[:, None] * n
                   + np.concatenate(([0], cuts))[None, :]).ravel()          # sorted
     seg_ends = np.append(seg_starts[1:], total)                            # exclusive
     is_value = stream != zero_point
     values = np.flatnonzero(is_value)
-    # Every zero run starts after a value or at a segment start and stops at the next value or segment end.
     marks = np.zeros(total + 1, bool)
     marks[values + 1] = True
     marks[seg_starts] = True
@@ -525,29 +585,52 @@ def _pair_ends(stream: np.ndarray, cores: int, plan: _StreamPlan, zrl: int, zero
     stop = seg_ends[seg]
     if values.size:
         stop = np.where((next_value >= starts) & (next_value < stop), next_value, stop)
-    length = stop - starts
-    runs_full = length // full
-    idx = np.repeat(np.arange(starts.size), runs_full)
+    return _Runs(is_value, starts, stop - starts, stop == seg_ends[seg],
+                 np.bincount(values // n, minlength=cores), n)
+
+
+def _pairs_per_core(runs: _Runs, cores: int, zrl: int) -> np.ndarray:
+    """Pairs each core's stream needs at width ``zrl``: one per value, one per full run, one per flushed rest."""
+    if zrl == 0:
+        return np.full(cores, runs.n, dtype=np.int64)
+    full = 1 << zrl
+    extra = runs.lengths // full + ((runs.lengths % full > 0) & runs.flushed)
+    return runs.values_per_core + np.bincount(runs.starts // runs.n, weights=extra, minlength=cores).astype(np.int64)
+
+
+def _pair_ends(runs: _Runs, zrl: int) -> np.ndarray:
+    """Sorted positions (in the core-by-core stream) of the weights that end a (run, value) pair.
+
+    Mesa's encoder cuts pairs at every non-zero-point weight, after every
+    ``2**zrl`` zero points of a run (a full run takes the next weight as its
+    value), and at the last weight of a segment when a run is pending, which it
+    emits as ``(count - 1, zero point)``.  Works on the runs, not the weights,
+    so that sparse expanded depthwise kernels cost little.
+    """
+    if zrl == 0:
+        return np.arange(runs.is_value.size, dtype=np.int64)
+    full = 1 << zrl
+    is_value = runs.is_value.copy()
+    runs_full = runs.lengths // full
+    idx = np.repeat(np.arange(runs.starts.size), runs_full)
     within = np.arange(idx.size, dtype=np.int64) - np.repeat(np.cumsum(runs_full) - runs_full, runs_full)
-    full_ends = starts[idx] + (within + 1) * full - 1
-    flushed = (length % full > 0) & (stop == seg_ends[seg])
-    is_value[full_ends] = True
-    is_value[stop[flushed] - 1] = True
+    is_value[runs.starts[idx] + (within + 1) * full - 1] = True
+    rest = (runs.lengths % full > 0) & runs.flushed
+    is_value[(runs.starts + runs.lengths)[rest] - 1] = True
     return np.flatnonzero(is_value)
 
 
-def _stream_sizes(ends: np.ndarray, n: int, cores: int, plan: _StreamPlan, zrl: int, target: Target) -> np.ndarray:
-    pairs = np.bincount(ends // n, minlength=cores)
+def _stream_sizes(pairs: np.ndarray, plan: _StreamPlan, zrl: int, target: Target) -> np.ndarray:
+    """Byte size of each core's stream (header, pairs, words), padded to the coefficient alignment."""
     bits = STREAM_HEADER_BITS + pairs * (zrl + VALUE_BITS) + plan.word_after.size * WORD_BITS
     return -(-bits // (8 * target.coef_align)) * target.coef_align
 
 
 def _pack(stream: np.ndarray, ends: np.ndarray, cores: int, plan: _StreamPlan, zrl: int, kpc: int,
-          biases: np.ndarray, trailers: np.ndarray, target: Target) -> bytes:
+          sizes: np.ndarray, biases: np.ndarray, trailers: np.ndarray, target: Target) -> bytes:
     """Place every field at its bit offset, computed from counts rather than by sorting items."""
     n = stream.size // cores
     pair_bits = zrl + VALUE_BITS
-    sizes = _stream_sizes(ends, n, cores, plan, zrl, target)
     table = core_size_table(target)
     base = (table.size + np.concatenate(([0], np.cumsum(sizes)[:-1]))).astype(np.int64) * 8 + STREAM_HEADER_BITS
     core = ends // n

@@ -111,6 +111,22 @@ NN_DESCRIPTOR = Layout("nn_descriptor", 34, fields_from_rows(_NN_ROWS), _NN_COMP
 NN_POOLING_NONE = 0
 NN_POOLING_FIRST_PIXEL = 3
 
+#: NN image_caching_mode / kernel_caching_mode values (vipnano-nn.md 2.1, 5.4).
+NN_CACHE_NONE = 0
+NN_CACHE_FULL = 1
+NN_CACHE_PARTIAL = 2
+
+#: Mesa's partial kernel-cache patterns, chosen by output depth (vipnano-nn.md 5.4; the only
+#: values validated on hardware): (smallest out_image_z_size, kernel_pattern_msb,
+#: kernel_pattern_low, kernel_pattern_high), first match wins.
+NN_PARTIAL_CACHE_PATTERNS = (
+    (1024, 0x13, 0x00080000, 0x00000000),
+    (512, 0x3D, 0x00000000, 0x2AAAAAA0),
+    (256, 0x3E, 0xFFFFAAAA, 0x7FFFFFFF),
+    (160, 0x06, 0x0000007E, 0x00000000),
+    (0, 0x3F, 0xFFFFFFFE, 0xFFFFFFFF),
+)
+
 # fmt: off
 _TP_ROWS = [
     ("in_image_x_size", 0, 0, 16), ("unused0", 0, 16, 16),
@@ -198,3 +214,12 @@ FP21_EXPONENT_BIAS = 15
 #: A PWL input selects LUT entry ``fp21 >> 11`` (sign, exponent, top 4 mantissa bits); entries
 #: 0-511 cover positive inputs, 512-1023 negative ones, and the low 11 bits interpolate.
 TP_PWL_INDEX_SHIFT = 11
+
+#: Planes of z padding one TP core can over-fetch before or after its image: Mesa programs
+#: ``in_window_z_*_overfetch`` = 1 only (tp notes 2.4, PAD); other values are unvalidated.
+TP_MAX_Z_OVERFETCH = 1
+
+#: Input tile of Mesa's PWL (RELU/ABS/LOGISTIC) jobs, x by y elements (tp notes 2.4); the
+#: output loops 3 and 4 step over these tiles.
+TP_PWL_TILE_X = 64
+TP_PWL_TILE_Y = 16

@@ -54,6 +54,23 @@ class Target:
     sram_reserved_bytes: int = 0x800 # first 2 KiB of SRAM are never used for caching (golden + galcore log)
     coef_align: int = 64             # coefficient buffers are addressed >> 6 (descriptor word 5)
     descriptor_flags: tuple[tuple[str, int], ...] = ()  # per-generation constant NN descriptor fields
+    # What the MAC array subtracts from every 8-bit input value before multiplying: the raw
+    # byte on v7 (0), byte - 128 on v8 (vipnano-nn.md 3.2); the bias word corrects the rest.
+    mac_input_offset: int = 0
+    # SRAM caching (vipnano-nn.md 5.4, golden descriptors): cache regions end on
+    # sram_cache_align boundaries, an image tile's rows*columns are rounded up to
+    # image_cache_tile_align bytes per channel, and the kernel cache ends at least at
+    # kernel_cache_min_end.
+    sram_cache_align: int = 128
+    image_cache_tile_align: int = 16
+    kernel_cache_min_end: int = 0xA00
+    # Performance model (npuc/backend_vip/perf.py).  ESTIMATES, not measurements: to be
+    # calibrated against Mesa's measured latencies (docs/teflon.rst: MobileNet v1 6.6 ms).
+    perf_nn_macs_per_core_cycle: int = 192      # 64 MADs x 6-wide dot products (XYDP6) at ~50 %
+    perf_dram_bytes_per_cycle: float = 8.0      # ~6.4 GB/s at 800 MHz (DDR4 board, shared)
+    perf_nn_job_cycles: int = 1600              # per NN job: descriptor fetch, pipeline fill, flush (~2 us)
+    perf_tp_bytes_per_core_cycle: float = 2.0   # TP element moves per core and cycle
+    perf_tp_job_cycles: int = 1200              # per TP job
 
     @property
     def offset_composites(self) -> tuple[str, str]:

@@ -1,12 +1,15 @@
-"""Memory planning: give every activation tensor an offset in one arena.
+"""Memory planning: give every tensor of the lowered program its bytes.
 
-Tensors whose lifetimes do not overlap share bytes, so the arena is close to
-the peak working set rather than the sum of all activations.  A tensor lives
-from the step that writes it (graph inputs: from the start) to the last step
-that reads it (graph outputs: to the end).  Placement is greedy, largest tensor
-first, lowest free offset first, which is deterministic and near optimal for
-the chain-like graphs of vision models.  Constants are not in the arena: they
-are packed into their own read-only buffer.
+Activations share one arena.  A tensor lives from the step that first writes
+it (graph inputs: from the start) to the last step that reads it (graph
+outputs: to the end); tensors whose lifetimes do not overlap may share bytes,
+so the arena stays close to the peak working set.  Aliases (reshapes, views)
+own no bytes: they live inside the tensor they view and stretch its lifetime.
+Tensors that a job reads as one image (the two inputs of an NN ADD) form a
+block stored back to back, with no gap.  Placement is greedy, largest block
+first, at the lowest free offset: deterministic, and near optimal for the
+chain-like graphs of vision models.  Constants read by host steps are packed
+into their own read-only pool.
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Graph, Op
+from ..backend_vip.jobs import Program, Ref, step_reads, step_writes
+from ..errors import UnsupportedError
 
-#: Alignment of every tensor in the arena and in the constant buffer.  64 bytes
-#: satisfies every element type and the NPU's coefficient/stream alignment.
+#: Alignment of every block in the arena and of every constant.  64 bytes suits
+#: every element type and the NPU's burst size; Mesa's tensors are page aligned
+#: only because each lives in its own buffer object.
 TENSOR_ALIGN = 64
 
 
 @dataclass
 class MemoryPlan:
-    """Offsets of activations in the arena and of constants in the constant pool."""
+    """Byte offset of every stored tensor in the arena, and of every host constant in its pool."""
 
     arena_offsets: dict[int, int]
     arena_size: int
@@ -37,56 +42,94 @@ def _align(n: int) -> int:
     return (n + TENSOR_ALIGN - 1) // TENSOR_ALIGN * TENSOR_ALIGN
 
 
-def lifetimes(graph: Graph, order: list[Op]) -> dict[int, tuple[int, int]]:
-    """First and last step index (inclusive) at which each non-constant tensor is live."""
-    last = len(order)
-    life: dict[int, list[int]] = {t: [0, last] for t in graph.inputs}
-    for step, op in enumerate(order):
-        for t in op.outputs:
-            life.setdefault(t, [step, step])
-        for t in op.inputs:
-            if t is None or graph.tensors[t].is_constant:
-                continue
-            span = life.setdefault(t, [step, step])
-            span[1] = max(span[1], step)
-    for t in graph.outputs:
-        if t in life:
-            life[t][1] = last
-    return {t: (a, b) for t, (a, b) in life.items()}
+def _blocks(program: Program, roots: set[int]) -> list[list[int]]:
+    """Root tensors grouped into back-to-back chains (singletons for the rest)."""
+    nxt: dict[int, int] = {}
+    prv: dict[int, int] = {}
+    for group in program.adjacent:
+        members = [program.root(Ref(t)) for t in group]
+        if any(m.offset for m in members):
+            raise UnsupportedError("a tensor that must be stored back to back with another is itself a view")
+        for a, b in zip(members, members[1:]):
+            if nxt.get(a.tensor, b.tensor) != b.tensor or prv.get(b.tensor, a.tensor) != a.tensor:
+                raise UnsupportedError(f"tensor {a.tensor} or {b.tensor} must be stored next to two different tensors")
+            nxt[a.tensor], prv[b.tensor] = b.tensor, a.tensor
+    blocks, covered = [], 0
+    for t in sorted(roots):
+        if t in prv:
+            continue
+        chain = [t]
+        while chain[-1] in nxt:
+            chain.append(nxt[chain[-1]])
+        blocks.append(chain)
+        covered += len(chain)
+    if covered != len(roots):
+        raise UnsupportedError("back-to-back storage requirements form a cycle")
+    return blocks
 
 
-def plan_memory(graph: Graph, order: list[Op]) -> MemoryPlan:
-    """Assign arena offsets with lifetime-based reuse, and constant offsets."""
-    life = lifetimes(graph, order)
-    tensors = sorted(life, key=lambda t: (-graph.tensors[t].nbytes, t))
+def plan_memory(program: Program, inputs: list[int], outputs: list[int]) -> MemoryPlan:
+    """Arena offsets for every tensor the program's steps touch, plus the host-constant pool."""
+    graph = program.graph
+    last = len(program.steps)
+    life: dict[int, list[int]] = {}
+
+    def touch(t: int, step: int) -> None:
+        if graph.tensors[t].is_constant:
+            return
+        r = program.root(Ref(t)).tensor
+        span = life.setdefault(r, [step, step])
+        span[0] = min(span[0], step)
+        span[1] = max(span[1], step)
+
+    for t in inputs:
+        touch(t, -1)
+    for i, step in enumerate(program.steps):
+        for t in step_reads(step) + step_writes(step):
+            touch(t, i)
+    for t in outputs:
+        touch(t, last)
+
+    size = {r: max(graph.tensors[r].nbytes, 1) for r in life}
+    blocks = _blocks(program, set(life))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     offsets: dict[int, int] = {}
-    for t in tensors:
-        size = _align(max(graph.tensors[t].nbytes, 1))
-        first, lastuse = life[t]
-        busy = sorted((o, e) for o, e, f, l in placed if not (l < first or lastuse < f))
+    for block in sorted(blocks, key=lambda b: (-sum(size[t] for t in b), b[0])):
+        nbytes = _align(sum(size[t] for t in block))
+        first = min(life[t][0] for t in block)
+        lastuse = max(life[t][1] for t in block)
         offset = 0
-        for o, e in busy:
-            if offset + size <= o:
+        for o, e in sorted((o, e) for o, e, f, l in placed if not (l < first or lastuse < f)):
+            if offset + nbytes <= o:
                 break
             offset = max(offset, e)
-        offsets[t] = offset
-        placed.append((offset, offset + size, first, lastuse))
+        pos = offset
+        for t in block:
+            offsets[t] = pos
+            pos += size[t]
+        placed.append((offset, offset + nbytes, first, lastuse))
     arena = max((e for _, e, _, _ in placed), default=0)
 
     const_offsets: dict[int, int] = {}
     pos = 0
-    used = sorted({t for op in order for t in op.inputs if t is not None and graph.tensors[t].is_constant})
-    for t in used:
-        const_offsets[t] = pos
-        pos += _align(max(graph.tensors[t].nbytes, 1))
-    return MemoryPlan(offsets, arena, const_offsets, pos, life)
+    for step in program.steps:
+        for t in step_reads(step):
+            if graph.tensors[t].is_constant and t not in const_offsets:
+                const_offsets[t] = pos
+                pos += _align(max(graph.tensors[t].nbytes, 1))
+    return MemoryPlan(offsets, arena, const_offsets, pos, {t: (a, b) for t, (a, b) in life.items()})
 
 
-def constant_pool(graph: Graph, plan: MemoryPlan) -> bytes:
-    """The bytes of every constant at its planned offset."""
+def tensor_offset(program: Program, plan: MemoryPlan, ref: Ref) -> int:
+    """Arena byte offset of a Ref (aliases resolved)."""
+    root = program.root(ref)
+    return plan.arena_offsets[root.tensor] + root.offset
+
+
+def constant_pool(program: Program, plan: MemoryPlan) -> bytes:
+    """The bytes of every host constant at its planned offset."""
     pool = np.zeros(plan.constant_size, dtype=np.uint8)
     for t, off in plan.constant_offsets.items():
-        raw = np.ascontiguousarray(graph.tensors[t].data).reshape(-1).view(np.uint8)
+        raw = np.ascontiguousarray(program.graph.tensors[t].data).reshape(-1).view(np.uint8)
         pool[off:off + raw.size] = raw
     return pool.tobytes()

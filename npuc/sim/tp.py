@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip.descriptors import (FP21, FP21_EXPONENT_BIAS, TP_DESCRIPTOR, TP_OUT_LOOPS,
-                                       TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES)
+from ..backend_vip import fp21
+from ..backend_vip.descriptors import TP_DESCRIPTOR, TP_OUT_LOOPS, TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES
 from ..backend_vip.target import Target
 from ..errors import SimError
 from .memory import Memory
@@ -263,41 +263,12 @@ def _post_multiplier(d: dict[str, int]) -> float:
 
 def _read_lut(mem: Memory, address: int, job: str) -> np.ndarray:
     raw = mem.read(address, TP_PWL_LUT_ENTRIES * 4, job, "PWL LUT read")
-    return _fp21_value(np.frombuffer(raw, dtype="<u4").astype(np.int64))
-
-
-def _fp21_value(bits: np.ndarray) -> np.ndarray:
-    """Decode fp21 words (exponent 0 is denormal; no infinities: the LUT only holds finite values)."""
-    m_f, e_f, s_f = FP21["mantissa"], FP21["exponent"], FP21["sign"]
-    m = (bits >> m_f.bit) & m_f.mask
-    e = (bits >> e_f.bit) & e_f.mask
-    s = (bits >> s_f.bit) & s_f.mask
-    frac = m / float(1 << m_f.width)
-    mag = np.where(e == 0, frac * 2.0 ** (1 - FP21_EXPONENT_BIAS), (1.0 + frac) * 2.0 ** (e - FP21_EXPONENT_BIAS))
-    return np.where(s == 1, -mag, mag)
-
-
-def _fp21_bits(v: np.ndarray) -> np.ndarray:
-    """Encode values as fp21 (round to nearest, saturating at the largest finite value)."""
-    m_f, e_f, s_f = FP21["mantissa"], FP21["exponent"], FP21["sign"]
-    mag = np.abs(v)
-    frac, exp = np.frexp(mag)  # mag = frac * 2**exp, frac in [0.5, 1)
-    e = exp - 1 + FP21_EXPONENT_BIAS
-    m = np.rint((2 * frac - 1) * (1 << m_f.width)).astype(np.int64)
-    carry = m >> m_f.width  # mantissa rounded up to 2.0
-    e, m = e + carry, np.where(carry == 1, 0, m)
-    denormal = (e < 1) | (mag == 0)
-    m = np.where(denormal, np.rint(mag * 2.0 ** (FP21_EXPONENT_BIAS - 1 + m_f.width)).astype(np.int64), m)
-    e = np.where(denormal, 0, e)
-    saturated = e >= e_f.mask
-    m = np.where(saturated, m_f.mask, m)
-    e = np.where(saturated, e_f.mask - 1, e)
-    return ((v < 0).astype(np.int64) << s_f.bit) | (e.astype(np.int64) << e_f.bit) | (m << m_f.bit)
+    return fp21.decode(np.frombuffer(raw, dtype="<u4").astype(np.int64))
 
 
 def _pwl(v: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Look ``v`` up in the LUT, interpolating linearly towards the next entry of the same sign half."""
-    bits = _fp21_bits(v)
+    bits = fp21.encode(v)
     index = bits >> TP_PWL_INDEX_SHIFT
     frac = (bits & ((1 << TP_PWL_INDEX_SHIFT) - 1)) / float(1 << TP_PWL_INDEX_SHIFT)
     half = TP_PWL_LUT_ENTRIES // 2

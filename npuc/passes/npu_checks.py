@@ -1,0 +1,212 @@
+"""The checks behind NPU_LOWERINGS' constraints: each returns None or why an operator cannot go to the NPU.
+
+Every check takes (graph, op, target) and returns a short reason ("per-channel
+quantized weights", "dilation 2x2", "kernel 13x13 larger than 11x11") that
+placement shows as the reason of a host fallback.  Field limits come from the
+descriptor layout, hardware limits from the target.
+"""
+
+from __future__ import annotations
+
+from ..backend_vip.descriptors import NN_DESCRIPTOR
+from ..backend_vip.target import Target
+from ..ir import Graph, Op, Tensor
+from . import lower_add, stride2
+from .conv_params import ConvGeometry, activation_refusal
+from .lower_pool import MEAN_AXES, same_quantization
+
+#: Element type of the tensors the NN cores read and write (int8 would be stored + 128, as Mesa
+#: does; npuc has not settled that yet, neither for NN nor for TP jobs).
+NPU_DTYPE = "uint8"
+_XY_MAX = NN_DESCRIPTOR["in_image_x_size"].mask
+_Z_MAX = NN_DESCRIPTOR["kernel_z_size"].mask
+_OUT_Z_MAX = NN_DESCRIPTOR["out_image_z_size"].mask
+
+
+def _activations(graph: Graph, op: Op) -> list[Tensor]:
+    ins = [graph.tensors[t] for t in op.inputs[:1] if t is not None]
+    if op.opcode == "ADD":
+        ins = [graph.tensors[t] for t in op.inputs[:2]]
+    return ins + [graph.tensors[t] for t in op.outputs]
+
+
+def _quant_refusal(t: Tensor, what: str) -> str | None:
+    if t.dtype != NPU_DTYPE:
+        return f"{t.dtype} {what}"
+    if t.quant is None or not t.quant.scale.size:
+        return f"unquantized {what}"
+    if t.quant.per_channel:
+        return f"per-channel quantized {what}"
+    return None
+
+
+def eight_bit_activations(graph: Graph, op: Op, target: Target) -> str | None:
+    for t in _activations(graph, op):
+        why = _quant_refusal(t, "activations")
+        if why:
+            return why
+    return None
+
+
+def per_tensor_weights(graph: Graph, op: Op, target: Target) -> str | None:
+    w = graph.tensors[op.inputs[1]]
+    if not w.is_constant:
+        return "weights are not constant"
+    why = _quant_refusal(w, "weights")
+    if why:
+        return why
+    if len(op.inputs) > 2 and op.inputs[2] is not None:
+        b = graph.tensors[op.inputs[2]]
+        if not b.is_constant or b.dtype != "int32":
+            return f"{'non-constant' if not b.is_constant else b.dtype} bias"
+    return None
+
+
+def batch_one(graph: Graph, op: Op, target: Target) -> str | None:
+    """4-D activations must be one image (TP layout conversions and planar storage assume batch 1)."""
+    for t in _activations(graph, op):
+        if len(t.shape) == 4 and t.shape[0] != 1:
+            return f"batch of {t.shape[0]} images"
+    return None
+
+
+def ungrouped(graph: Graph, op: Op, target: Target) -> str | None:
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if w.shape[3] != x.shape[3]:
+        return f"grouped convolution ({x.shape[3] // w.shape[3]} groups)"
+    return None
+
+
+def fused_activation(graph: Graph, op: Op, target: Target) -> str | None:
+    return activation_refusal(graph, op)
+
+
+def conv_strides(graph: Graph, op: Op, target: Target) -> str | None:
+    sh, sw = op.options.get("stride_h", 1), op.options.get("stride_w", 1)
+    if sh != sw or sh not in (1, stride2.PHASES):
+        return f"stride {sh}x{sw}"
+    return None
+
+
+def no_dilation(graph: Graph, op: Op, target: Target) -> str | None:
+    dh, dw = op.options.get("dilation_h_factor", 1), op.options.get("dilation_w_factor", 1)
+    if (dh, dw) != (1, 1):
+        return f"dilation {dh}x{dw}"
+    return None
+
+
+def kernel_size(graph: Graph, op: Op, target: Target) -> str | None:
+    _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
+    m = target.kernel_size_max
+    if kh > m or kw > m:
+        return f"kernel {kh}x{kw} larger than {m}x{m}"
+    return None
+
+
+def padding_offset(graph: Graph, op: Op, target: Target) -> str | None:
+    """A stride-1 SAME convolution starts at minus its padding, which the signed offset field must hold."""
+    geo = ConvGeometry.from_op(graph, op)
+    lowest = -(1 << (target.offset_bits - 1))
+    if geo.stride == 1 and min(-geo.pad_top, -geo.pad_left) < lowest:
+        return f"SAME padding of {max(geo.pad_top, geo.pad_left)} exceeds the input offset range ({lowest})"
+    return None
+
+
+def image_fits(graph: Graph, op: Op, target: Target) -> str | None:
+    """Image sizes must fit the 13-bit x/y fields (twice the output with pooling), channels the 14-bit z fields."""
+    geo = ConvGeometry.from_op(graph, op)
+    largest = max(geo.in_h, geo.in_w, stride2.PHASES * geo.out_h, stride2.PHASES * geo.out_w)
+    if largest > _XY_MAX:
+        return f"image side {largest} exceeds the descriptor's {_XY_MAX}"
+    channels = geo.in_c * stride2.PHASES ** 2
+    if channels > _Z_MAX or geo.out_c > _OUT_Z_MAX:
+        return f"{geo.in_c} input / {geo.out_c} output channels exceed the descriptor's limits"
+    return None
+
+
+def depth_multiplier_one(graph: Graph, op: Op, target: Target) -> str | None:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.shape[3] != y.shape[3]:
+        return f"depth multiplier {y.shape[3] // max(x.shape[3], 1)}"
+    return None
+
+
+def equal_shapes(graph: Graph, op: Op, target: Target) -> str | None:
+    shapes = [graph.tensors[t].shape for t in list(op.inputs[:2]) + op.outputs[:1]]
+    if len(set(shapes)) != 1:
+        return f"broadcasting {' + '.join(str(list(s)) for s in shapes[:2])}"
+    return None
+
+
+def two_activations(graph: Graph, op: Op, target: Target) -> str | None:
+    if any(graph.tensors[t].is_constant for t in op.inputs[:2]):
+        return "an input is a constant"
+    return None
+
+
+def add_ratio(graph: Graph, op: Op, target: Target) -> str | None:
+    return lower_add.ratio_refusal(graph, op)
+
+
+def add_image(graph: Graph, op: Op, target: Target) -> str | None:
+    y = graph.tensors[op.outputs[0]]
+    n = y.num_elements
+    pixels = n // y.shape[-1] if len(y.shape) == 4 else n
+    if lower_add.image_rows(pixels, n) is None:
+        return f"{n} elements cannot be viewed as an image the descriptor holds"
+    return None
+
+
+def whole_plane_pool(graph: Graph, op: Op, target: Target) -> str | None:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    fh, fw = op.options.get("filter_height", 1), op.options.get("filter_width", 1)
+    if (y.shape[1], y.shape[2]) != (1, 1) or (fh, fw) != (x.shape[1], x.shape[2]):
+        return f"pooling window {fh}x{fw} does not cover the {x.shape[1]}x{x.shape[2]} input"
+    return None
+
+
+def pool_quantization(graph: Graph, op: Op, target: Target) -> str | None:
+    if not same_quantization(graph, op):
+        return "input and output quantization differ"
+    return None
+
+
+def mean_axes(graph: Graph, op: Op, target: Target) -> str | None:
+    x = graph.tensors[op.inputs[0]]
+    axes = graph.tensors[op.inputs[1]] if len(op.inputs) > 1 and op.inputs[1] is not None else None
+    if axes is None or not axes.is_constant:
+        return "reduction axes are not constant"
+    rank = len(x.shape)
+    got = sorted({int(a) % rank for a in axes.data.reshape(-1)}) if rank else []
+    if rank != 4 or tuple(got) != MEAN_AXES:
+        return f"MEAN over axes {got} (only H and W of a 4-D tensor)"
+    return None
+
+
+def mean_fits(graph: Graph, op: Op, target: Target) -> str | None:
+    _, h, w, c = graph.tensors[op.inputs[0]].shape
+    if c > _XY_MAX or h * w > _Z_MAX:
+        return f"{c} channels or {h}x{w} pixels exceed the descriptor's limits"
+    return None
+
+
+def fc_input(graph: Graph, op: Op, target: Target) -> str | None:
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if len(w.shape) != 2 or x.num_elements != w.shape[1]:
+        return f"input {list(x.shape)} is not one vector of {w.shape[-1]} values"
+    if op.options.get("weights_format", "DEFAULT") != "DEFAULT":
+        return f"weights format {op.options['weights_format']}"
+    return None
+
+
+def fc_fits(graph: Graph, op: Op, target: Target) -> str | None:
+    units, n = graph.tensors[op.inputs[1]].shape
+    if n > _Z_MAX or units > _OUT_Z_MAX:
+        return f"{n} inputs or {units} units exceed the descriptor's limits"
+    return None
+
+
+def non_constant_input(graph: Graph, op: Op, target: Target) -> str | None:
+    if graph.tensors[op.inputs[0]].is_constant:
+        return "the input is a constant"
+    return None

@@ -1,0 +1,92 @@
+"""The table of operators the NPU can run: one lowering per TFLite opcode, with its constraints as data.
+
+Placement consults ``NPU_LOWERINGS``: an operator goes to the NPU when its
+opcode has a lowering and no constraint refuses it.  Each constraint carries a
+human description, so that the reason an operator fell back to the host is
+always one of these sentences, and a report of supported operators can be
+generated from this same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..backend_vip.jobs import Program
+from ..backend_vip.target import Target
+from ..ir import Graph, Op
+from . import npu_checks as k
+from .lower_add import lower_add
+from .lower_alias import lower_reshape
+from .lower_conv import lower_conv2d
+from .lower_depthwise import lower_depthwise
+from .lower_fc import lower_fully_connected
+from .lower_pool import lower_average_pool, lower_mean
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One condition an operator must meet; ``check`` returns None or why it is not met."""
+
+    description: str
+    check: Callable[[Graph, Op, Target], str | None]
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """How one opcode runs on the NPU: the unit it uses, its constraints, and the function that lowers it."""
+
+    unit: str                                  # "NN", "TP" or "alias"
+    lower: Callable[[Program, Op, Target], None]
+    constraints: tuple[Constraint, ...] = ()
+
+    def refusal(self, graph: Graph, op: Op, target: Target) -> str | None:
+        """The first constraint ``op`` does not meet, or None."""
+        for c in self.constraints:
+            why = c.check(graph, op, target)
+            if why is not None:
+                return why
+        return None
+
+
+_ACTIVATIONS = Constraint("activations are uint8 with one scale and zero point", k.eight_bit_activations)
+_WEIGHTS = Constraint("weights are constant uint8 with one scale and zero point, bias int32",
+                      k.per_tensor_weights)
+_BATCH = Constraint("4-D tensors hold one image (batch 1)", k.batch_one)
+_ACTIVATION = Constraint("fused activation NONE, RELU, or RELU6 where the 8-bit range already ends at 6",
+                         k.fused_activation)
+_CONV = (_ACTIVATIONS, _WEIGHTS, _BATCH, _ACTIVATION,
+         Constraint("stride 1x1 or 2x2", k.conv_strides),
+         Constraint("dilation 1x1", k.no_dilation),
+         Constraint("kernel at most the target's NN_KERNEL_X/Y_SIZE", k.kernel_size),
+         Constraint("SAME padding within the descriptor's signed input offset", k.padding_offset),
+         Constraint("image sides and channel counts fit the descriptor fields", k.image_fits))
+_MEAN = (_ACTIVATIONS, _BATCH)
+_MEAN_FITS = Constraint("C and H*W fit the descriptor fields", k.mean_fits)
+_VIEWABLE = Constraint("the input is not a constant", k.non_constant_input)
+
+NPU_LOWERINGS: dict[str, Lowering] = {
+    "CONV_2D": Lowering("NN", lower_conv2d, _CONV + (
+        Constraint("the filter spans all input channels (no grouped convolution)", k.ungrouped),)),
+    "DEPTHWISE_CONV_2D": Lowering("NN", lower_depthwise, _CONV + (
+        Constraint("depth multiplier 1", k.depth_multiplier_one),)),
+    "ADD": Lowering("NN", lower_add, (
+        _ACTIVATIONS, _BATCH, _ACTIVATION,
+        Constraint("both inputs have the output's shape (no broadcasting)", k.equal_shapes),
+        Constraint("both inputs are activations, not constants", k.two_activations),
+        Constraint("input scales within a factor 255 of each other (two 8-bit weights)", k.add_ratio),
+        Constraint("the tensor can be viewed as an image the descriptor holds", k.add_image))),
+    "AVERAGE_POOL_2D": Lowering("NN", lower_average_pool, _MEAN + (
+        _ACTIVATION,
+        Constraint("the window covers the whole input (global average)", k.whole_plane_pool),
+        Constraint("input and output share scale and zero point (as TFLite requires)", k.pool_quantization),
+        _MEAN_FITS)),
+    "MEAN": Lowering("NN", lower_mean, _MEAN + (
+        Constraint("constant axes: H and W of a 4-D input", k.mean_axes), _MEAN_FITS)),
+    "FULLY_CONNECTED": Lowering("NN", lower_fully_connected, (
+        _ACTIVATIONS, _WEIGHTS, _ACTIVATION,
+        Constraint("the input is one vector of the weights' length, default weights format", k.fc_input),
+        Constraint("inputs and units fit the descriptor's channel fields", k.fc_fits))),
+    "RESHAPE": Lowering("alias", lower_reshape, (_VIEWABLE,)),
+    "SQUEEZE": Lowering("alias", lower_reshape, (_VIEWABLE,)),
+}

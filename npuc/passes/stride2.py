@@ -1,0 +1,81 @@
+"""The two ways a v7 NN core runs a stride-2 convolution (vipnano-nn.md 6.4).
+
+NN cores only convolve at stride 1.  A stride-2 convolution is either
+
+* **first-pixel pooling**: the convolution runs at stride 1 over twice the
+  output size and the core keeps the top-left pixel of every 2x2 block (4x the
+  MACs, no extra job); or
+* **reshuffle**: a TP job rearranges the input by 2x2 space-to-depth (channel
+  ``4c + 2py + px`` holds phase (py, px) of channel c) and the kernel is
+  rewritten the same way (IC' = 4 IC, K' = ceil(K / 2)), so that a stride-1
+  VALID convolution over the reshuffled image gives the result (one more TP
+  job and its DRAM traffic, but a quarter of the MACs of pooling).
+
+Lowerings estimate both (:mod:`npuc.backend_vip.perf`) and keep the cheaper.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend_vip import tp_jobs
+from ..backend_vip.jobs import PLANAR, Program
+from ..backend_vip.perf import Cost, estimate_tp_moves
+from ..backend_vip.target import Target
+from .conv_params import ConvGeometry
+
+#: Space-to-depth factor of the reshuffle (stride 2 only).
+PHASES = 2
+#: Mesa turns first-pixel pooling off for depthwise inputs 3..7 pixels wide on v7 (vipnano-nn.md
+#: 6.4; the reason is not known, so npuc keeps away from those widths for every convolution).
+_NARROW_POOLING_WIDTHS = range(3, 8)
+
+
+def pooling_allowed(geo: ConvGeometry, target: Target) -> bool:
+    """First-pixel pooling needs the SAME padding as a start offset and an input width Mesa pools."""
+    lowest = -(1 << (target.offset_bits - 1))
+    return (geo.stride_h == geo.stride_w == PHASES and -geo.pad_top >= lowest and -geo.pad_left >= lowest
+            and geo.in_w not in _NARROW_POOLING_WIDTHS)
+
+
+def reshuffled_kernel(geo: ConvGeometry) -> tuple[int, int]:
+    """(K'h, K'w) of the rewritten kernel."""
+    return -(-geo.k_h // PHASES), -(-geo.k_w // PHASES)
+
+
+def reshuffled_size(geo: ConvGeometry) -> tuple[int, int]:
+    """(rows, columns) of the reshuffled image: what a VALID K' convolution needs for the output."""
+    kh, kw = reshuffled_kernel(geo)
+    return geo.out_h + kh - 1, geo.out_w + kw - 1
+
+
+def reshuffle_weights(weights: np.ndarray, zero_point: int) -> np.ndarray:
+    """[OC][IC][KH][KW] -> [OC][4 IC][K'h][K'w]: tap (2i + py, 2j + px) of channel c to channel 4c + 2py + px.
+
+    Taps past the original kernel are the weight zero point (real zero).
+    """
+    oc, ic, kh, kw = weights.shape
+    hh, hw = -(-kh // PHASES), -(-kw // PHASES)
+    padded = np.full((oc, ic, PHASES * hh, PHASES * hw), zero_point, dtype=np.uint8)
+    padded[:, :, :kh, :kw] = weights
+    phased = padded.reshape(oc, ic, hh, PHASES, hw, PHASES).transpose(0, 1, 3, 5, 2, 4)  # [oc][c][py][px][i][j]
+    return np.ascontiguousarray(phased.reshape(oc, ic * PHASES * PHASES, hh, hw))
+
+
+def reshuffle_cost(geo: ConvGeometry, target: Target) -> Cost:
+    """Estimated cost of the TP reshuffle, before it is built (its moves split over the TP cores)."""
+    rows, cols = reshuffled_size(geo)
+    total = rows * cols * geo.in_c * PHASES * PHASES
+    share = -(-total // target.tp_cores)
+    return estimate_tp_moves([share] * target.tp_cores, target)
+
+
+def add_reshuffle(program: Program, op: int, src: int, geo: ConvGeometry, target: Target) -> int:
+    """Append the TP reshuffle of planar ``src`` and return the new planar tensor it writes."""
+    t = program.graph.tensors[src]
+    rows, cols = reshuffled_size(geo)
+    dst = program.new_tensor(f"{t.name} (space-to-depth)", (1, rows, cols, geo.in_c * PHASES * PHASES),
+                             t.dtype, t.quant, PLANAR)
+    program.steps.append(tp_jobs.reshuffle(program, op, src, dst, geo.k_h, geo.k_w, geo.pad_top, geo.pad_left,
+                                           target))
+    return dst

@@ -1,0 +1,141 @@
+"""Tiling, superblocks and SRAM caching of one v7 NN job (vipnano-nn.md 5.1, 5.3, 5.4).
+
+An NN core computes an output tile of ``tile_x`` x ``tile_y`` pixels for a set
+of kernels whose partial sums fit its accumulation buffer; the output channels
+are split over the NN cores, and each core's share is cut into
+``superblocks`` rounds of ``kernels_per_core`` kernels.  The input rows of a
+tile (``tile_y`` plus the kernel's halo) must fit the input buffer
+(``input_buffer_depth`` rows per interleave step).  The rule is Mesa's v7
+rule, whose descriptors were validated on hardware, written in the hardware's
+frame (x = the contiguous axis): Mesa derives the tile width from TFLite's H
+and the halo from the kernel's W, which is the same thing for the square
+maps and kernels it runs.
+
+SRAM: the coefficients are kept in on-chip SRAM ("kernel cache") so that every
+tile after the first reads them from SRAM instead of DRAM; when the job has
+more than one superblock, every superblock re-reads the input tile, so the
+tile (all input channels, with its halo) is cached too.  Regions, partial
+patterns and alignments are Mesa's (descriptors.NN_PARTIAL_CACHE_PATTERNS,
+Target fields).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend_vip.descriptors import (NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_DESCRIPTOR,
+                                       NN_PARTIAL_CACHE_PATTERNS)
+from ..backend_vip.target import Target
+
+#: Mesa caps kernels per core per superblock at 127 (the 7-bit descriptor field) and, for 1x1
+#: kernels, at a third of the accumulation buffer (vipnano-nn.md 5.1).
+_POINTWISE_ACCUM_DIVISOR = 3
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _align(n: int, a: int) -> int:
+    return _ceil(n, a) * a
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How one NN job's output is cut into tiles and kernel rounds."""
+
+    tile_x: int
+    tile_y: int
+    interleave: int
+    superblocks: int
+    kernels_per_core: int   # per superblock: the descriptor's kernels_per_core
+
+
+def interleave_mode(tile_x: int, kernel_y: int, target: Target) -> int:
+    """Mesa's interleave mode: 1, 2 or 4 input-buffer rows per output row group."""
+    half, quarter = target.max_tile_x // 2, target.max_tile_x // 4
+    span = kernel_y - 1 + tile_x
+    if span > (target.max_tile_x + 8) // 2 or tile_x > half:
+        return 1
+    if span > (target.max_tile_x + 8) // 4:
+        return 2 if tile_x > quarter else 4
+    return 2
+
+
+def plan_tiling(out_x: int, out_y: int, kernel_x: int, kernel_y: int, out_channels: int, strided: bool,
+                target: Target) -> Tiling:
+    """Tile and superblocks of a job with a (pre-pooling) output of out_x x out_y x out_channels.
+
+    ``strided``: the convolution has stride 2.  With first-pixel pooling a
+    tile must then have an even height (a 2x2 block cannot straddle tiles);
+    Mesa also evens it for stride-2 convolutions it rewrote with a reshuffle,
+    which npuc keeps so that its descriptors stay the validated ones.
+    """
+    tile_x = min(out_x, target.max_tile_x)
+    mode = interleave_mode(tile_x, kernel_y, target)
+    tile_y = target.input_buffer_depth * mode - kernel_y + 1
+    tile_y = min(tile_y, mode * target.accum_buffer_depth, out_y)
+    if strided and tile_y % 2:
+        tile_y -= 1
+    tile_y = max(tile_y, 1)
+
+    per_core = _ceil(out_channels, target.nn_cores)
+    fit = target.accum_buffer_depth * mode // tile_y
+    if kernel_x == 1:
+        fit = min(fit, target.accum_buffer_depth // _POINTWISE_ACCUM_DIVISOR)
+    fit = max(min(fit, per_core, NN_DESCRIPTOR["kernels_per_core"].mask), 1)
+    rounds = _ceil(out_channels, target.nn_cores * fit)
+    kernels = _ceil(out_channels, rounds * target.nn_cores)
+    superblocks = _ceil(per_core, kernels)
+    return Tiling(tile_x, tile_y, mode, superblocks, _ceil(per_core, superblocks))
+
+
+def image_cache_bytes(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels: int, target: Target) -> int:
+    """SRAM for one input tile with its halo over all input channels (0 when one superblock reads it once)."""
+    if tiling.superblocks == 1:
+        return 0
+    tile = (tiling.tile_x + kernel_x - 1) * (tiling.tile_y + kernel_y - 1)
+    return _align(_align(tile, target.image_cache_tile_align) * in_channels, target.sram_cache_align)
+
+
+def sram_fields(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels: int, out_channels: int,
+                coef_cache_bytes: int, target: Target) -> dict[str, int]:
+    """The descriptor's SRAM cache fields.
+
+    ``coef_cache_bytes`` is the largest per-core coefficient stream times the
+    cores used (what the kernel cache must hold).  Without SRAM caching on the
+    target both modes are 0.
+    """
+    start = target.sram_reserved_bytes
+    sram = target.sram_bytes
+    if not target.sram_caching:
+        return {"kernel_caching_mode": NN_CACHE_NONE, "image_caching_mode": NN_CACHE_NONE,
+                "kernel_cache_end_address": 0, "image_cache_start_address": 0, "image_cache_end_address": start}
+    image = image_cache_bytes(tiling, kernel_x, kernel_y, in_channels, target)
+    f: dict[str, int] = {"kernel_cache_start_address": start}
+    if start + coef_cache_bytes + image < sram:
+        f.update(kernel_caching_mode=NN_CACHE_FULL, kernel_pattern_msb=0, kernel_pattern_low=0,
+                 kernel_pattern_high=0,
+                 kernel_cache_end_address=max(min(_align(start + coef_cache_bytes, target.sram_cache_align), sram),
+                                              target.kernel_cache_min_end))
+    else:
+        _, msb, low, high = next(p for p in NN_PARTIAL_CACHE_PATTERNS if out_channels >= p[0])
+        f.update(kernel_caching_mode=NN_CACHE_PARTIAL, kernel_pattern_msb=msb, kernel_pattern_low=low,
+                 kernel_pattern_high=high, kernel_cache_end_address=0)
+        if start + coef_cache_bytes >= sram:
+            f["kernel_cache_end_address"] = sram
+            image = 0
+        elif image > sram:
+            image = 0
+        else:
+            f["kernel_cache_end_address"] = sram - image
+    if image == 0:
+        f.update(image_caching_mode=NN_CACHE_NONE, image_cache_start_address=0, image_cache_end_address=start)
+    elif image >= start:
+        first = f["kernel_cache_end_address"]
+        f.update(image_caching_mode=NN_CACHE_FULL, image_cache_start_address=first,
+                 image_cache_end_address=min(first + image, sram))
+    else:
+        f.update(image_caching_mode=NN_CACHE_FULL, image_cache_start_address=0, image_cache_end_address=start)
+    return f
+
