@@ -80,3 +80,19 @@ def test_partly_supported_model_still_compiles_and_runs():
     x = load_image_input(oracle.IMAGES / "grace_hopper.bmp", info.shape[1], info.shape[2], info.dtype)
     rt.set_input(0, x)
     assert top1_agrees(rt.run()[0], oracle.run_reference(oracle.model_path(name), [x])[0])
+
+
+def test_split_and_concatenation_are_views_and_exact():
+    """split_concat: channel SPLIT and CONCATENATION need no job of their own on the NPU; outputs are TFLite's."""
+    name = "split_concat"
+    result = compile_model(oracle.model_path(name))
+    units = {result.program.op(i).opcode: unit for i, (unit, _) in result.program.units.items()}
+    assert units == {"CONCATENATION": "alias", "SPLIT": "alias"}
+    rt = Runtime(vipbin.read_blob(result.blob), SimDevice())
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        xs = [rng.integers(0, 256, i.shape).astype(np.uint8) for i in rt.input_infos]
+        for k, x in enumerate(xs):
+            rt.set_input(k, x)
+        for ours, ref in zip(rt.run(), oracle.run_reference(oracle.model_path(name), xs)):
+            assert np.array_equal(ours, ref)

@@ -210,3 +210,49 @@ def non_constant_input(graph: Graph, op: Op, target: Target) -> str | None:
     if graph.tensors[op.inputs[0]].is_constant:
         return "the input is a constant"
     return None
+
+
+def _channel_axis(shape: tuple[int, ...], axis: int) -> str | None:
+    if len(shape) != 4 or axis % 4 != 3:
+        return f"axis {axis} of a {len(shape)}-D tensor is not the channel axis of an image"
+    return None
+
+
+def _same_quantization(tensors: list[Tensor]) -> str | None:
+    for t in tensors:
+        why = _quant_refusal(t, "tensors")
+        if why:
+            return why
+    q = {(t.quant.single_scale, t.quant.single_zero_point) for t in tensors}
+    if len(q) > 1:
+        return "inputs and outputs differ in scale or zero point (TFLite requantizes them)"
+    return None
+
+
+def concat_views(graph: Graph, op: Op, target: Target) -> str | None:
+    ins = [graph.tensors[t] for t in op.inputs if t is not None]
+    out = graph.tensors[op.outputs[0]]
+    if any(t.is_constant for t in ins):
+        return "an input is a constant"
+    act = op.options.get("fused_activation_function", "NONE")
+    if act != "NONE":
+        return f"fused activation {act}"
+    return _channel_axis(out.shape, op.options.get("axis", 0)) or _same_quantization(ins + [out])
+
+
+def _constant_axis(graph: Graph, index: int | None) -> int | None:
+    t = None if index is None else graph.tensors[index]
+    if t is None or not t.is_constant or t.data.size != 1:
+        return None
+    return int(t.data.reshape(-1)[0])
+
+
+def split_views(graph: Graph, op: Op, target: Target) -> str | None:
+    data, axis_input = (op.inputs[1], op.inputs[0]) if op.opcode == "SPLIT" else (op.inputs[0], op.inputs[2])
+    axis = _constant_axis(graph, axis_input)
+    if axis is None:
+        return "the split axis is not a constant"
+    src = graph.tensors[data]
+    if src.is_constant:
+        return "the input is a constant"
+    return _channel_axis(src.shape, axis) or _same_quantization([src] + [graph.tensors[t] for t in op.outputs])

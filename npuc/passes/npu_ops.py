@@ -18,6 +18,7 @@ from ..ir import Graph, Op
 from . import npu_checks as k
 from .lower_add import lower_add
 from .lower_alias import lower_reshape
+from .lower_concat import lower_concatenation, lower_split
 from .lower_conv import lower_conv2d
 from .lower_depthwise import lower_depthwise
 from .lower_fc import lower_fully_connected
@@ -87,6 +88,15 @@ NPU_LOWERINGS: dict[str, Lowering] = {
         _ACTIVATIONS, _WEIGHTS, _ACTIVATION,
         Constraint("the input is one vector of the weights' length, default weights format", k.fc_input),
         Constraint("inputs and units fit the descriptor's channel fields", k.fc_fits))),
+    "CONCATENATION": Lowering("alias", lower_concatenation, (
+        Constraint("uint8 tensors sharing one scale and zero point, concatenated along channels, "
+                   "no constant input, no fused activation", k.concat_views),)),
+    "SPLIT": Lowering("alias", lower_split, (
+        Constraint("uint8 tensors sharing one scale and zero point, split along channels by a constant axis",
+                   k.split_views),)),
+    "SPLIT_V": Lowering("alias", lower_split, (
+        Constraint("uint8 tensors sharing one scale and zero point, split along channels by a constant axis",
+                   k.split_views),)),
     "RESHAPE": Lowering("alias", lower_reshape, (_VIEWABLE,)),
     "SQUEEZE": Lowering("alias", lower_reshape, (_VIEWABLE,)),
 }

@@ -11,14 +11,14 @@ graph's edge (``Program.operand``).
 
 from __future__ import annotations
 
-from ..backend_vip.jobs import NHWC, HostCall, NNJob, Program, TPJob
+from ..backend_vip.jobs import NHWC, HostCall, Program, TPJob
 from ..backend_vip.target import Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from .host_params import host_params
 from .npu_ops import NPU_LOWERINGS
 
-NN, TP, HOST, ALIAS = "NN", "TP", "HOST", "alias"
+HOST = "HOST"
 
 
 def npu_refusal(graph: Graph, op: Op, target: Target) -> str | None:
@@ -38,11 +38,9 @@ def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True)
     for op in order:
         reason = npu_refusal(graph, op, target) if npu else "NPU disabled"
         if reason is None:
-            first = len(program.steps)
-            NPU_LOWERINGS[op.opcode].lower(program, op, target)
-            added = program.steps[first:]
-            unit = NN if any(isinstance(s, NNJob) for s in added) else TP if added else ALIAS
-            program.units[op.index] = (unit, "")
+            lowering = NPU_LOWERINGS[op.opcode]
+            lowering.lower(program, op, target)
+            program.units[op.index] = (lowering.unit, "")
             continue
         try:
             params = host_params(graph, op)

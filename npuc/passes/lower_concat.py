@@ -1,0 +1,57 @@
+"""CONCATENATION and SPLIT along channels as views: no job moves a byte.
+
+In planar storage a tensor's channels are consecutive planes, so a channel
+range of a tensor is a contiguous run of bytes.  SPLIT's outputs become views
+of its input at the offsets of their first planes; CONCATENATION's inputs
+become views of its output, so the jobs that produce them write straight into
+place.  An input that cannot be moved into the output (it is already a view
+of another tensor, must be stored next to another one, or appears twice) is
+copied into its place by a TP job instead.
+"""
+
+from __future__ import annotations
+
+from ..backend_vip import tp_jobs
+from ..backend_vip.jobs import PLANAR, Program, Ref
+from ..backend_vip.target import Target
+from ..ir import Op
+
+#: TP PAD with no padding: a plain copy.
+_NO_PADDING = ((0, 0), (0, 0), (0, 0))
+
+
+def _movable(program: Program, t: int, seen: set[int]) -> bool:
+    """Whether tensor ``t`` may become a view of another tensor."""
+    paired = any(t in group for group in program.adjacent)
+    return t not in program.aliases and not paired and t not in seen
+
+
+def lower_concatenation(program: Program, op: Op, target: Target) -> None:
+    """The output holds every input's planes in order (constraints in npu_ops already checked)."""
+    g = program.graph
+    out = program.produce(op.outputs[0], PLANAR)
+    offset, seen = 0, set()
+    for t in op.inputs:
+        src = program.operand(t, PLANAR, op.index)
+        if _movable(program, src, seen):
+            program.aliases[src] = Ref(out, offset)
+        else:
+            tensor = g.tensors[t]
+            view = program.new_tensor(f"{tensor.name} (in {g.tensors[out].name})", tensor.shape, tensor.dtype,
+                                      tensor.quant, PLANAR)
+            program.aliases[view] = Ref(out, offset)
+            program.steps.append(tp_jobs.pad(program, op.index, src, view, _NO_PADDING, target))
+        seen.add(src)
+        offset += g.tensors[t].nbytes
+
+
+def lower_split(program: Program, op: Op, target: Target) -> None:
+    """Each output is a view of the input's planes (SPLIT and SPLIT_V; constraints already checked)."""
+    g = program.graph
+    data = op.inputs[1] if op.opcode == "SPLIT" else op.inputs[0]
+    src = program.operand(data, PLANAR, op.index)
+    offset = 0
+    for t in op.outputs:
+        program.produce(t, PLANAR)
+        program.aliases[t] = Ref(src, offset)
+        offset += g.tensors[t].nbytes
