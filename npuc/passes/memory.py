@@ -1,9 +1,10 @@
 """Memory planning: give every tensor of the lowered program its bytes.
 
 Activations share one arena.  A tensor lives from the step that first writes
-it (graph inputs: from the start) to the last step that reads it (graph
-outputs: to the end); tensors whose lifetimes do not overlap may share bytes,
-so the arena stays close to the peak working set.  Aliases (reshapes, views)
+it to the last step that reads it; tensors whose lifetimes do not overlap may
+share bytes, so the arena stays close to the peak working set.  Graph inputs
+and outputs keep their bytes for the whole program, so that a caller may set
+the inputs once and run many times, as with TFLite.  Aliases (reshapes, views)
 own no bytes: they live inside the tensor they view and stretch its lifetime.
 Tensors that a job reads as one image (the two inputs of an NN ADD) form a
 block stored back to back, with no gap.  Placement is greedy, largest block
@@ -83,7 +84,9 @@ def plan_memory(program: Program, inputs: list[int], outputs: list[int]) -> Memo
         span[1] = max(span[1], step)
 
     for t in inputs:
+        # Inputs live through the whole program: the caller may set them once and run many times.
         touch(t, -1)
+        touch(t, last)
     for i, step in enumerate(program.steps):
         for t in step_reads(step) + step_writes(step):
             touch(t, i)
