@@ -110,6 +110,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- npuc emit-runtime ---------------------------------------------------------------
+
+def cmd_emit_runtime(args: argparse.Namespace) -> int:
+    from .cruntime import emit_runtime
+
+    for path in emit_runtime(args.output, args.embed):
+        print(path)
+    return 0
+
+
 # -- parsers --------------------------------------------------------------------------
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -137,6 +147,10 @@ def _npuc_parser() -> argparse.ArgumentParser:
     i.add_argument("blob", type=Path)
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(fn=cmd_inspect)
+    e = sub.add_parser("emit-runtime", help="write the C runtime (library, npu-run, Makefile) for a board")
+    e.add_argument("-o", "--output", type=Path, required=True, help="directory to write the sources to")
+    e.add_argument("--embed", type=Path, help="compile this .vipbin into the generated npu-run")
+    e.set_defaults(fn=cmd_emit_runtime)
     r = sub.add_parser("run", help="run a .vipbin on an image (same as npu-run)")
     _add_run_args(r)
     r.set_defaults(fn=cmd_run)
