@@ -92,21 +92,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .driver import read_labels_text
     from .runtime.image import load_image_input
     from .runtime.runtime import Runtime
+    from .runtime.tensor_io import load_npy, parse_input_arg, save_outputs
     from .sim.device import SimDevice
 
     blob = vipbin.load_blob(args.blob)
     runtime = Runtime(blob, SimDevice())
-    inputs = runtime.input_infos
-    if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:
-        raise InputError(f"{args.blob}: the model does not take a single HxWx3 image input")
-    _, h, w, _ = inputs[0].shape
-    runtime.set_input(0, load_image_input(args.image, h, w, inputs[0].dtype))
+    infos = runtime.input_infos
+    given: dict[int, np.ndarray] = {}
+    for arg in args.input:
+        k, path = parse_input_arg(arg, infos)
+        given[k] = load_npy(path, infos[k])
+    if args.image is not None:
+        if len(infos) != 1 or len(infos[0].shape) != 4 or infos[0].shape[3] != 3:
+            raise InputError(f"{args.blob}: the model does not take a single HxWx3 image; use --input NAME=FILE.npy")
+        _, h, w, _ = infos[0].shape
+        given[0] = load_image_input(args.image, h, w, infos[0].dtype)
+    missing = [infos[k].name for k in range(len(infos)) if k not in given]
+    if missing:
+        raise UsageError(f"npu-run: no value for input(s) {', '.join(map(repr, missing))}: give an image or "
+                         f"--input NAME=FILE.npy")
+    for k, value in given.items():
+        runtime.set_input(k, value)
     outputs = runtime.run()
-    text = read_labels_text(args.labels) if args.labels else blob.metadata.get("labels", "")
-    labels = text.splitlines()
-    for score, index in top_n(outputs[0], runtime.output_infos[0].dtype, args.top):
-        label = labels[index] if index < len(labels) else ""
-        print(f"{score:g}: {index} {label}".rstrip())
+    out_infos = runtime.output_infos
+    if args.output_dir is not None:
+        for path in save_outputs(args.output_dir, out_infos, outputs):
+            print(f"wrote {path}")
+    if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[0] == 1 and outputs[0].size > 1:
+        text = read_labels_text(args.labels) if args.labels else blob.metadata.get("labels", "")
+        labels = text.splitlines()
+        for score, index in top_n(outputs[0], out_infos[0].dtype, args.top):
+            label = labels[index] if index < len(labels) else ""
+            print(f"{score:g}: {index} {label}".rstrip())
+    elif args.output_dir is None:
+        for info, value in zip(out_infos, outputs):
+            print(f"{info.name}: {value.dtype}{list(value.shape)} min {value.min()} max {value.max()} "
+                  f"(use --output-dir DIR to save it)")
+    return 0
+
+
+# -- npuc ops -------------------------------------------------------------------------
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from .backend_vip.target import get_target
+    from .ops_report import render_markdown, render_text
+
+    target = get_target(args.target)
+    print(render_markdown(target) if args.markdown else render_text(target), end="" if args.markdown else "\n")
     return 0
 
 
@@ -124,7 +156,10 @@ def cmd_emit_runtime(args: argparse.Namespace) -> int:
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("blob", type=Path, help="compiled .vipbin")
-    p.add_argument("image", type=Path, help="image file (BMP, PNG, JPEG, PPM)")
+    p.add_argument("image", type=Path, nargs="?", help="image file (BMP, PNG, JPEG, PPM) for a single image input")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="value of input NAME (tensor name or position) from a .npy file; repeat for each input")
+    p.add_argument("--output-dir", type=Path, help="write every output tensor as DIR/<name>.npy")
     p.add_argument("--labels", type=Path, help="labels file, one per line (default: labels embedded at compile time)")
     p.add_argument("-n", "--top", type=int, default=5, help="how many classes to print (default 5)")
 
@@ -147,6 +182,10 @@ def _npuc_parser() -> argparse.ArgumentParser:
     i.add_argument("blob", type=Path)
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(fn=cmd_inspect)
+    o = sub.add_parser("ops", help="list the operators npuc compiles and where they run")
+    o.add_argument("--target", default="vipnano-qi")
+    o.add_argument("--markdown", action="store_true", help="a markdown table (docs/supported-ops.md)")
+    o.set_defaults(fn=cmd_ops)
     e = sub.add_parser("emit-runtime", help="write the C runtime (library, npu-run, Makefile) for a board")
     e.add_argument("-o", "--output", type=Path, required=True, help="directory to write the sources to")
     e.add_argument("--embed", type=Path, help="compile this .vipbin into the generated npu-run")

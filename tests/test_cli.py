@@ -128,3 +128,40 @@ def test_bad_usage_exits_2(mnv1_blob):
     assert_one_line_error(run("npuc", "frobnicate"), 2)
     assert_one_line_error(run("npuc", "compile", str(MNV1), "-o", "x.vipbin", "--target", "gc9000"), 2, "gc9000")
     assert_one_line_error(run("npu-run", str(mnv1_blob), str(GRACE), "-n", "0"), 2)
+
+
+def test_npy_inputs_and_outputs(tmp_path):
+    """A model with several inputs runs from .npy files and writes every output as .npy."""
+    import numpy as np
+
+    model = oracle.model_path("split_concat")
+    blob = tmp_path / "sc.vipbin"
+    assert run("npuc", "compile", str(model), "-o", str(blob)).returncode == 0
+    rng = np.random.default_rng(1)
+    xs = [rng.integers(0, 256, (1, 8, 8, c)).astype(np.uint8) for c in (3, 1, 2)]
+    args = []
+    for name, x in zip(("input1", "inputs/rnn1", "2"), xs):  # by tensor name, or by position
+        path = tmp_path / f"x{len(args)}.npy"
+        np.save(path, x)
+        args += ["--input", f"{name}={path}"]
+    out = tmp_path / "out"
+    p = run("npu-run", str(blob), *args, "--output-dir", str(out))
+    assert p.returncode == 0, p.stderr
+    ref = oracle.run_reference(model, [xs[0], xs[1], xs[2]])
+    files = sorted(out.glob("*.npy"))
+    assert len(files) == 5 and p.stdout.count("wrote") == 5
+    ours = {f.name: np.load(f) for f in files}
+    assert sorted(v.tobytes() for v in ours.values()) == sorted(r.tobytes() for r in ref)
+
+
+def test_npy_input_errors(tmp_path, mnv1_blob):
+    import numpy as np
+
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((1, 10, 10, 3), np.uint8))
+    assert_one_line_error(run("npu-run", str(mnv1_blob), "--input", f"input={bad}"), 1, "bad.npy", "expects uint8")
+    assert_one_line_error(run("npu-run", str(mnv1_blob), "--input", f"nosuch={bad}"), 1, "nosuch")
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"not numpy")
+    assert_one_line_error(run("npu-run", str(mnv1_blob), "--input", f"input={junk}"), 1, "junk.npy")
+    assert_one_line_error(run("npu-run", str(mnv1_blob)), 2, "no value for input")

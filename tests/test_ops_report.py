@@ -1,0 +1,36 @@
+"""`npuc ops`: generated from the placement tables, so it must agree with what `npuc compile` does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import oracle
+from npuc.backend_vip.target import VIPNANO_QI
+from npuc.frontend_tflite import load_tflite
+from npuc.ops_report import render_markdown, rows
+from npuc.passes.placement import HOST, npu_refusal
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "supported-ops.md"
+
+
+def test_committed_report_is_the_generated_one():
+    assert DOC.read_text() == render_markdown(VIPNANO_QI), "regenerate with: npuc ops --markdown > docs/supported-ops.md"
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in oracle.MODELS.glob("*.tflite")))
+def test_report_agrees_with_placement(model):
+    report = {r["operator"]: r for r in rows(VIPNANO_QI)}
+    graph = load_tflite(oracle.model_path(model))
+    for op in graph.ops:
+        reason = npu_refusal(graph, op, VIPNANO_QI)
+        entry = report.get(op.opcode)
+        if reason is None:
+            assert entry is not None and entry["npu"], f"{op.name} goes to the NPU but the report says it cannot"
+        elif entry is not None and entry["npu"]:
+            # Refused by one of the constraints the report lists for this operator.
+            assert entry["constraints"], f"{op.name}: refused ({reason}) though the report lists no constraint"
+        else:
+            assert entry is None or entry["host"], f"{op.name}: neither NPU nor host, yet listed"
+            assert reason.startswith("no NPU lowering"), reason
