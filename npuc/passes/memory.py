@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend_vip.jobs import Program, Ref, step_reads, step_writes
-from ..errors import UnsupportedError
+from ..errors import LimitError, UnsupportedError
+from ..vipbin import MAX_BUFFER_BYTES
 
 #: Alignment of every block in the arena and of every constant.  64 bytes suits
 #: every element type and the NPU's burst size; Mesa's tensors are page aligned
@@ -112,6 +113,9 @@ def plan_memory(program: Program, inputs: list[int], outputs: list[int]) -> Memo
             pos += size[t]
         placed.append((offset, offset + nbytes, first, lastuse))
     arena = max((e for _, e, _, _ in placed), default=0)
+    if arena > MAX_BUFFER_BYTES:
+        raise LimitError(f"the activations need an arena of {arena} bytes at their peak, more than the limit of "
+                         f"{MAX_BUFFER_BYTES} bytes for one NPU buffer")
 
     const_offsets: dict[int, int] = {}
     pos = 0
@@ -120,6 +124,8 @@ def plan_memory(program: Program, inputs: list[int], outputs: list[int]) -> Memo
             if graph.tensors[t].is_constant and t not in const_offsets:
                 const_offsets[t] = pos
                 pos += _align(max(graph.tensors[t].nbytes, 1))
+    if pos > MAX_BUFFER_BYTES:
+        raise LimitError(f"host constants need {pos} bytes, more than the limit of {MAX_BUFFER_BYTES} bytes for one buffer")
     return MemoryPlan(offsets, arena, const_offsets, pos, {t: (a, b) for t, (a, b) in life.items()})
 
 
