@@ -44,7 +44,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .driver import compile_model, write_atomically
     from .passes.placement import HOST, unit_counts
 
-    result = compile_model(args.model, args.target, args.labels, npu=not args.cpu_only)
+    result = compile_model(args.model, args.target, args.labels, npu=not args.cpu_only, exact=args.exact)
     write_atomically(args.output, result.blob)
     program = result.program
     counts = unit_counts(program)
@@ -177,6 +177,10 @@ def _npuc_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", type=Path, help="labels file to embed in the blob")
     c.add_argument("--cpu-only", action="store_true",
                    help="run every operator on the host CPU (bit-exact with TFLite's reference kernels)")
+    c.add_argument("--exact", action="store_true",
+                   help="keep on the NPU only what it computes bit-identically to TFLite (views, layout changes, "
+                        "padding, table lookups); for models whose outputs a one-step difference can change, "
+                        "such as keypoints picked by arg-max")
     c.set_defaults(fn=cmd_compile)
     i = sub.add_parser("inspect", help="show what a .vipbin contains")
     i.add_argument("blob", type=Path)

@@ -28,15 +28,16 @@ class CompileResult:
 
 
 def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", labels_path: str | Path | None = None,
-                  npu: bool = True, split_steps: bool = False) -> CompileResult:
+                  npu: bool = True, split_steps: bool = False, exact: bool = False) -> CompileResult:
     """Run every stage: frontend, placement and lowering, memory planning, emission.
 
     ``npu=False`` keeps every operator on the host CPU (a reference blob);
-    ``split_steps`` gives every NPU job its own submit (for per-layer checks).
+    ``exact`` keeps on the NPU only operators it computes bit-identically to
+    TFLite; ``split_steps`` gives every NPU job its own submit (for per-layer checks).
     """
     target = get_target(target_name)
     graph = load_tflite(model_path)                          # frontend: flatbuffer -> validated IR
-    program = lower_graph(graph, graph.topological_order(), target, npu)  # NN / TP / HOST, planar layouts
+    program = lower_graph(graph, graph.topological_order(), target, npu, exact)  # NN / TP / HOST, NPU layouts
     outputs = graph_outputs(program)                         # graph outputs back in NHWC
     plan = plan_memory(program, graph.inputs, outputs)       # arena offsets with lifetime reuse
     metadata = {"source": Path(model_path).name}

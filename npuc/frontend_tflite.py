@@ -15,9 +15,9 @@ Python), so the graph does not keep the file alive.
 What is loaded: subgraph 0 with all its tensors (name, shape, shape signature,
 dtype, affine quantization, variable flag, constant data, including buffers
 stored after the flatbuffer through ``Buffer.offset``/``size``) and operators
-(opcode, custom code, version, inputs with ``-1`` as ``None``, outputs, every
-field of ``builtin_options`` and ``builtin_options_2`` as typed values, raw
-custom options).  The graph is validated before it is returned.
+(opcode, custom code, version, inputs with ``-1`` as ``None``, outputs,
+intermediates, every field of ``builtin_options`` and ``builtin_options_2`` as
+typed values, raw custom options).  The graph is validated before it is returned.
 
 Conventions: ``Op.options`` is keyed by the schema's snake_case field names;
 enum fields hold their enum names (``"SAME"``, ``"RELU6"``), vectors are lists,
@@ -39,8 +39,7 @@ Not supported (refused or ignored, never guessed):
   raise :class:`~npuc.errors.UnsupportedError`: the IR has no dtype or layout
   for them;
 * ignored: min/max ranges and custom ``details`` of quantization, operator
-  ``intermediates`` and ``mutating_variable_inputs``, signature defs, metadata,
-  debug metadata;
+  ``mutating_variable_inputs``, signature defs, metadata, debug metadata;
 * strings that are not UTF-8 (tensor names included) are a ModelError, as the
   flatbuffers schema requires UTF-8; a string whose declared length runs past
   the end of the file is cut at the end of the file (the flatbuffers runtime
@@ -486,12 +485,14 @@ class _Loader:
         o = o.at(label)
         inputs = self._tensor_refs(o, "Inputs", f"{label}'s inputs", n_tensors, optional=True)
         outputs = self._tensor_refs(o, "Outputs", f"{label}'s outputs", n_tensors, optional=False)
+        intermediates = self._tensor_refs(o, "Intermediates", f"{label}'s intermediates", n_tensors, optional=False)
         options = self._builtin_options(o, label)
         custom = self._custom_options(o, label)
         if custom is not None or opcode == "CUSTOM":
             options["custom_options"] = b"" if custom is None else custom
         return Op(index=index, opcode=opcode, inputs=inputs, outputs=[int(t) for t in outputs],
-                  options=options, custom_code=custom_code, version=version)
+                  options=options, custom_code=custom_code, version=version,
+                  intermediates=[int(t) for t in intermediates])
 
     def _opcode(self, model: _Fb, index: int) -> tuple[str, str | None, int]:
         """(opcode name, custom code, version) of one OperatorCode entry."""

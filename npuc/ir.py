@@ -106,6 +106,9 @@ class Op:
     options: dict[str, Any] = field(default_factory=dict)
     custom_code: str | None = None
     version: int = 1
+    #: Tensors TFLite lists as the op's ``intermediates``: they carry quantization
+    #: the kernel needs (the integer LSTM's gate and hidden scales) but no data.
+    intermediates: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ line naming the first fault; a hostile file can make it do nothing else.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import numpy as np
 from .backend_vip.fields import Layout, LayoutError, fields_from_rows
 from .backend_vip.target import NpuIdentity
 from .errors import BlobError, LimitError
+from .runtime.device import STREAM_MAX_BYTES
 
 MAGIC = 0x42504956  # b"VIPB" read as a little-endian word
 FORMAT_MAJOR = 1
@@ -39,7 +41,8 @@ MAX_BUFFERS = 1 << 16
 MAX_BUFFER_BYTES = 1 << 31          # one buffer
 MAX_TOTAL_BUFFER_BYTES = 3 << 30    # all buffers together
 MAX_RECORDS = 1 << 22               # records of any one section
-MAX_STREAM_BYTES = 64 * 1024        # one NPU step's command stream (older kernels' limit)
+MAX_STREAM_BYTES = STREAM_MAX_BYTES  # one NPU step's command stream (older kernels' limit)
+MAX_SECTIONS = 64                   # section table entries a reader looks at
 MAX_RANK = 6
 MAX_ALIGN = 4096
 #: Tensor id that marks an absent optional input of a host step.
@@ -175,7 +178,8 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        # Exact integers: a hostile shape must not wrap around to a small size.
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass
@@ -411,7 +415,7 @@ class _Reader:
         if h["file_size"] != len(d):
             raise self.fail(f"header says {h['file_size']} bytes but the file has {len(d)} (truncated or padded)")
         n_sec = h["section_count"]
-        if n_sec > 64:
+        if n_sec > MAX_SECTIONS:
             raise self.fail(f"section count {n_sec} is implausible")
         table_end = h["section_table_offset"] + n_sec * SECTION.size
         if h["section_table_offset"] < HEADER.size or table_end > len(d):

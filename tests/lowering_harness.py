@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from npuc.backend_vip.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from npuc.backend_vip.jobs import PLANAR, NNJob, Program, Ref, Step, TPJob, step_reads, step_writes
+from npuc.backend_vip.jobs import (INT8_OFFSET, PLANAR, NNJob, Program, Ref, Step, TPJob, npu_bytes, step_reads,
+                                  step_writes)
 from npuc.backend_vip.target import Target
 from npuc.sim import nn, tp
 from npuc.sim.memory import Memory
@@ -114,16 +115,29 @@ def encode(job: NNJob, target: Target) -> bytes:
 
 
 def write_tensor(lay: Layout, t: int, value: np.ndarray) -> None:
+    """Store TFLite's ``value`` as tensor ``t`` holds it (layout, and int8 as the NPU's uint8 if ``t`` is uint8)."""
     layout = lay.program.layouts.get(t, PLANAR)
+    if lay.program.graph.tensors[t].dtype == "uint8":
+        value = npu_bytes(value)
     data = to_layout(value, layout)
-    lay.memory.write(lay.address(Ref(t)), data, "harness", f"input {lay.program.graph.tensors[t].name}")
+    lay.memory.write(lay.address(Ref(t)), data.view(np.uint8), "harness", f"input {lay.program.graph.tensors[t].name}")
 
 
-def read_tensor(lay: Layout, t: int) -> np.ndarray:
+def read_tensor(lay: Layout, t: int, dtype: str | None = None) -> np.ndarray:
+    """Tensor ``t``'s value in NHWC, as ``dtype`` (TFLite's int8 from the NPU's uint8 bytes) if given."""
     tensor = lay.program.graph.tensors[t]
     layout = lay.program.layouts.get(t, PLANAR)
     data = lay.memory.view(lay.address(Ref(t)), tensor.nbytes, "harness", f"output {tensor.name}").copy()
+    if dtype == "int8" and tensor.dtype == "uint8":
+        data = (data ^ np.uint8(INT8_OFFSET)).view(np.int8)
     return from_layout(data, tensor.shape, layout)
+
+
+def written_version(program: Program, steps: list[Step], t: int) -> int:
+    """The version of model tensor ``t`` that ``steps`` write (or view)."""
+    roots = {program.root(Ref(w)).tensor for s in steps for w in step_writes(s)}
+    versions = program.versions.get(t, {t: t}).values()
+    return next(v for v in versions if program.root(Ref(v)).tensor in roots)
 
 
 def run_steps(lay: Layout, steps: list[Step], target: Target, nn_overrides: dict[str, int] | None = None,
@@ -172,6 +186,18 @@ def _read_roots(program: Program, step: Step) -> list[int]:
     return roots
 
 
+def _write_viewed_inputs(program: Program, op: int, lay: Layout, values: dict[int, np.ndarray],
+                         written: set[int]) -> None:
+    """Inputs that are views inside the placed tensors (a concatenation's inputs) hold their values already."""
+    g = program.graph
+    for t in program.op(op).inputs:
+        if t is None or g.tensors[t].is_constant:
+            continue
+        for v in program.versions.get(t, {}).values():
+            if v not in written and v in program.aliases and program.root(Ref(v)).tensor in lay.base:
+                write_tensor(lay, v, values[t])
+
+
 def run_op(program: Program, op: int, values: dict[int, np.ndarray], target: Target,
            nn_overrides: dict[str, int] | None = None,
            coefficients: dict[int, bytes] | None = None) -> dict[int, np.ndarray]:
@@ -191,8 +217,10 @@ def run_op(program: Program, op: int, values: dict[int, np.ndarray], target: Tar
                 write_tensor(lay, t, values[holds.get(t, t)])
                 written.add(t)
         written.update(step_writes(s))
+    _write_viewed_inputs(program, op, lay, values, written)
     run_steps(lay, steps, target, nn_overrides, coefficients)
-    return {t: read_tensor(lay, t) for t in program.op(op).outputs}
+    g = program.graph
+    return {t: read_tensor(lay, written_version(program, steps, t), g.tensors[t].dtype) for t in program.op(op).outputs}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Runs ai-edge-litert with ``OpResolverType.BUILTIN_REF`` (TFLite's reference
 kernels, not the optimized ones) and, where a test needs per-layer values,
 ``experimental_preserve_all_tensors=True`` so every intermediate tensor can be
-read after one invoke.
+read after one invoke.  Variable tensors (LSTM states) are reset before every
+invoke: TFLite keeps them from one invoke to the next, npuc runs are independent.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def _interpreter(path: str, preserve: bool):
 def run_reference(path: str | Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Graph outputs of TFLite's reference kernels for ``inputs`` (in graph input order)."""
     it = _interpreter(str(path), False)
+    it.reset_all_variables()
     for d, x in zip(it.get_input_details(), inputs):
         it.set_tensor(d["index"], x)
     it.invoke()
@@ -57,6 +59,7 @@ def run_reference(path: str | Path, inputs: list[np.ndarray]) -> list[np.ndarray
 def run_reference_all(path: str | Path, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
     """Every tensor's value (by TFLite tensor index) after one reference invoke."""
     it = _interpreter(str(path), True)
+    it.reset_all_variables()
     for d, x in zip(it.get_input_details(), inputs):
         it.set_tensor(d["index"], x)
     it.invoke()

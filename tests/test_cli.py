@@ -98,12 +98,16 @@ def test_missing_and_bad_models(tmp_path):
 
 
 def test_unsupported_model_leaves_no_output(tmp_path):
-    out = tmp_path / "lstm.vipbin"
-    p = run("npuc", "compile", str(oracle.model_path("keras_lstm_mnist_ptq")), "-o", str(out))
-    if p.returncode == 0:
-        pytest.skip("the LSTM model compiles now")
-    assert_one_line_error(p, 1, "operator #")
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    """TANH has neither an NPU lowering nor a host kernel: one line naming it, no output file."""
+    from tflite_builder import T, OpSpec, build_model
+
+    q = dict(scale=[0.02], zero_point=[128])
+    model = tmp_path / "tanh.tflite"
+    model.write_bytes(build_model([T((1, 4, 4, 3), "uint8", **q), T((1, 4, 4, 3), "uint8", **q)], OpSpec("TANH"),
+                                  [0], [1]))
+    out = tmp_path / "tanh.vipbin"
+    assert_one_line_error(run("npuc", "compile", str(model), "-o", str(out)), 1, "operator #0 TANH")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["tanh.tflite"]
 
 
 def test_output_into_missing_directory(tmp_path):

@@ -502,8 +502,8 @@ def _per_channel_weights(rng):
     return tensors, spec, ins, outs
 
 
-def _int8_add(rng):
-    q = {"dtype": "int8", "scale": [0.05], "zero_point": [3]}
+def _int16_add(rng):
+    q = {"dtype": "int16", "scale": [0.05], "zero_point": [0]}
     return [T((1, 4, 4, 8), **q), T((1, 4, 4, 8), **q), T((1, 4, 4, 8), **q)], \
         OpSpec("ADD", "AddOptions", [Option(0, "b", AF.NONE)]), [0, 1], [2]
 
@@ -518,10 +518,10 @@ REFUSALS = {
     "dilation 2x2": _with_option(lambda r: _conv(r, (8, 8, 3), 3, 4, 1, PAD.SAME), s4=2, s5=2),
     "stride 3x3": lambda r: _conv(r, (9, 9, 3), 3, 4, 3, PAD.VALID),
     "fused activation RELU_N1_TO_1": lambda r: _conv(r, (8, 8, 3), 3, 4, 1, PAD.SAME, AF.RELU_N1_TO_1),
-    "per-channel quantized weights": _per_channel_weights,
+    "per-channel quantized uint8 weights": _per_channel_weights,
     "kernel 13x13 larger than 11x11": lambda r: _conv(r, (16, 16, 2), 13, 2, 1, PAD.VALID),
     "fused RELU6 clamps at 120": _relu6_inside_range,
-    "int8 activations": _int8_add,
+    "int16 activations": _int16_add,
     "broadcasting": lambda r: ([T((1, 4, 4, 8), **_q(0.05, 3)), T((1, 1, 1, 8), **_q(0.05, 3)),
                                 T((1, 4, 4, 8), **_q(0.05, 3))],
                                OpSpec("ADD", "AddOptions", [Option(0, "b", AF.NONE)]), [0, 1], [2]),

@@ -20,7 +20,7 @@ import numpy as np
 import tflite
 
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32,
-          "uint8": tflite.TensorType.UINT8, "int8": tflite.TensorType.INT8}
+          "uint8": tflite.TensorType.UINT8, "int8": tflite.TensorType.INT8, "int16": tflite.TensorType.INT16}
 
 
 @dataclass

@@ -20,8 +20,43 @@ from ..ir import Graph, Op, Quant, Tensor
 
 #: Tensor layouts in NPU memory.  NHWC is TFLite's (channels fastest); planar
 #: stores each channel as a contiguous H x W plane, which NN jobs read and write.
+#: Both hold the bytes the NPU computes on (see INT8_OFFSET).
 NHWC = "nhwc"
 PLANAR = "planar"
+#: The version of a tensor that holds TFLite's own bytes (NHWC order, the model's element type):
+#: what host kernels read and write and what the user exchanges.  For every type but int8 it is
+#: the NHWC version itself.
+TFLITE = "tflite"
+
+#: The NN and TP cores compute on unsigned bytes (vipnano-nn.md 3.1): an int8 tensor that NPU
+#: jobs touch is stored as the uint8 tensor with the same scale and zero point + INT8_OFFSET,
+#: i.e. every byte XOR 0x80.  The conversion to and from TFLite's int8 happens once, where a
+#: host kernel or the graph's edge meets the NPU (Program.operand).
+INT8_OFFSET = -int(np.iinfo(np.int8).min)
+#: The element type of every tensor an NPU job reads or writes.
+NPU_DTYPE = "uint8"
+#: Model element types the NPU stores (int8 shifted by INT8_OFFSET).
+NPU_ELEMENT_TYPES = ("uint8", "int8")
+
+
+def shifted_on_npu(tensor: Tensor) -> bool:
+    """Whether the NPU's bytes of ``tensor`` differ from TFLite's (int8: stored + INT8_OFFSET)."""
+    return tensor.dtype == "int8"
+
+
+def npu_quant(tensor: Tensor) -> Quant | None:
+    """``tensor``'s quantization as the NPU stores it (zero points + INT8_OFFSET for int8)."""
+    q = tensor.quant
+    if q is None or not shifted_on_npu(tensor):
+        return q
+    return Quant(q.scale, np.asarray(q.zero_point, dtype=np.int64) + INT8_OFFSET, q.axis)
+
+
+def npu_bytes(values: np.ndarray) -> np.ndarray:
+    """TFLite's int8 or uint8 values as the bytes the NPU stores."""
+    if values.dtype == np.int8:
+        return (values.view(np.uint8) ^ np.uint8(INT8_OFFSET)).astype(np.uint8)
+    return np.asarray(values, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -129,9 +164,8 @@ class Program:
     * ``aliases``: tensors that are a view of another tensor's bytes (RESHAPE,
       SQUEEZE, channel slices of a concatenation).
     * ``units``: NN / TP / HOST per IR op, with the reason, for reports.
-    * ``versions``: for an IR tensor needed in both layouts, the tensor that
-      holds each layout (the other one is made by a TP transpose or
-      detranspose, or is an alias when both layouts have the same bytes).
+    * ``versions``: for every IR tensor, the tensor that holds its value in
+      each layout it is needed in (NHWC, PLANAR, TFLITE; see ``operand``).
     """
 
     graph: Graph
@@ -158,39 +192,92 @@ class Program:
             raise ValueError(f"tensor {self.graph.tensors[tensor].describe()} needed as {layout} but stored {old}")
 
     def produce(self, tensor: int, layout: str) -> int:
-        """Declare that the step being lowered writes ``tensor`` in ``layout``; returns the tensor to write."""
-        self.set_layout(tensor, layout)
-        self.versions.setdefault(tensor, {})[layout] = tensor
-        return tensor
+        """Declare that the step being lowered writes ``tensor`` as ``layout``; returns the tensor to write.
+
+        ``layout`` is NHWC or PLANAR for NPU steps, TFLITE for host steps.  An
+        int8 tensor written by the NPU gets a uint8 version (see INT8_OFFSET);
+        otherwise the tensor itself is written.
+        """
+        t = self.graph.tensors[tensor]
+        key = self._key(t, layout)
+        have = self.versions.setdefault(tensor, {})
+        if key not in have:
+            if key != TFLITE and shifted_on_npu(t):
+                have[key] = self._new_version(t, key)
+            else:
+                self.set_layout(tensor, NHWC if key == TFLITE else key)
+                have[key] = tensor
+        return have[key]
 
     def operand(self, tensor: int, layout: str, op: int) -> int:
-        """The tensor that holds ``tensor``'s value in ``layout``, converting on first need.
+        """The tensor that holds ``tensor``'s value as ``layout``, converting on first need.
 
-        Graph inputs and host outputs exist in NHWC, NPU outputs in planar.  A
-        conversion is inserted once per tensor and layout: an alias when both
-        layouts are the same bytes (one pixel, or one channel), otherwise a TP
-        transpose (NHWC to planar) or detranspose (planar to NHWC).  Constants
-        are returned as they are.
+        Graph inputs and host outputs exist as TFLITE, NPU outputs as PLANAR (or
+        NHWC).  A conversion is inserted once per tensor and layout: between
+        TFLite's int8 bytes and the NPU's uint8 bytes a host QUANTIZE step (an
+        exact XOR 0x80), between NHWC and PLANAR an alias when both layouts are
+        the same bytes (one pixel, or one channel), otherwise a TP transpose
+        (NHWC to planar) or detranspose (planar to NHWC).  Constants are
+        returned as they are.
         """
         t = self.graph.tensors[tensor]
         if t.is_constant:
             return tensor
+        have = self.existing(tensor)
+        key = self._key(t, layout)
+        if key in have:
+            return have[key]
+        if key == TFLITE:  # only NPU bytes exist
+            src = self.operand(tensor, NHWC, op)
+            self.set_layout(tensor, NHWC)
+            have[TFLITE] = tensor
+            self.steps.append(self._storage_change(op, src, tensor))
+            return tensor
+        other = PLANAR if key == NHWC else NHWC
+        dst = self._new_version(t, key)
+        if key == NHWC and PLANAR not in have:  # only TFLite's int8 bytes exist
+            self.steps.append(self._storage_change(op, have[TFLITE], dst))
+        else:
+            src = self.operand(tensor, other, op)
+            if same_bytes_in_both_layouts(t.shape):
+                self.aliases[dst] = Ref(src)
+            else:
+                from . import tp_jobs
+
+                build = tp_jobs.transpose if key == PLANAR else tp_jobs.detranspose
+                self.steps.append(build(self, op, src, dst, self.target))
+        have[key] = dst
+        return dst
+
+    def existing(self, tensor: int) -> dict[str, int]:
+        """The versions of non-constant ``tensor`` made so far (a graph input exists as TFLITE)."""
         have = self.versions.setdefault(tensor, {})
         if not have:
-            have[self.layouts.setdefault(tensor, NHWC)] = tensor  # a graph input
-        if layout in have:
-            return have[layout]
-        src_layout, src = next(iter(have.items()))
-        dst = self.new_tensor(f"{t.name} ({layout})", t.shape, t.dtype, t.quant, layout)
-        have[layout] = dst
-        if same_bytes_in_both_layouts(t.shape):
-            self.aliases[dst] = Ref(src)
-        else:
-            from . import tp_jobs
+            self.produce(tensor, TFLITE)
+        return have
 
-            build = tp_jobs.transpose if layout == PLANAR else tp_jobs.detranspose
-            self.steps.append(build(self, op, src, dst, self.target))
-        return dst
+    def _key(self, t: Tensor, layout: str) -> str:
+        return NHWC if layout == TFLITE and not shifted_on_npu(t) else layout
+
+    def _new_version(self, t: Tensor, layout: str) -> int:
+        """A tensor for ``t``'s value in NPU ``layout`` (uint8 bytes for an int8 tensor)."""
+        if shifted_on_npu(t):
+            return self.new_tensor(f"{t.name} (uint8 {layout})", t.shape, NPU_DTYPE, npu_quant(t), layout)
+        return self.new_tensor(f"{t.name} ({layout})", t.shape, t.dtype, t.quant, layout)
+
+    def _storage_change(self, op: int, src: int, dst: int) -> HostCall:
+        """A host step converting between TFLite's int8 bytes and the NPU's uint8 bytes of one tensor.
+
+        TFLite's QUANTIZE between int8 and uint8 with equal scales and zero
+        points INT8_OFFSET apart is exactly that conversion, and every host has
+        its kernel.
+        """
+        from ..passes.host_params import host_params
+
+        g = self.graph
+        convert = Op(index=op, opcode="QUANTIZE", inputs=[src], outputs=[dst])
+        name = f"{g.tensors[dst].name} from {g.tensors[src].dtype}"
+        return HostCall(name, op, convert.opcode, [src], [dst], host_params(g, convert))
 
     def root(self, ref: Ref) -> Ref:
         """Follow aliases to the tensor that owns the bytes."""

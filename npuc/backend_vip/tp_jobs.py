@@ -16,8 +16,8 @@ docs/mesa-differences.md ("TP jobs") lists each change.  Every descriptor is
 packed once here, so that a shape the 16-bit fields cannot hold is an
 :class:`UnsupportedError` naming the operator rather than a wrapped value.
 
-Only uint8 tensors are accepted: the NPU works on unsigned bytes, and how int8
-tensors are to be stored for it (Mesa adds 128) is not settled in npuc yet.
+Only uint8 tensors are accepted: the NPU works on unsigned bytes, and the
+lowering hands TP jobs the uint8 version of an int8 tensor (jobs.INT8_OFFSET).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from .descriptors import (TP_DESCRIPTOR, TP_MAX_Z_OVERFETCH, TP_PWL_INDEX_SHIFT,
                           TP_PWL_TILE_X, TP_PWL_TILE_Y)
 from .fields import LayoutError
 from .jobs import NHWC, PLANAR, Program, Ref, TPCore, TPJob
+from .pwl_fit import PwlTable
 from .target import Target
 
 #: The space-to-depth block: reshuffles serve stride-2 convolutions only (Mesa's weight reshape asserts it).
@@ -443,19 +444,41 @@ def lut(program: Program, op: int, src: int, dst: int, kind: str, target: Target
     what = _label(program, op)
     if kind not in LUT_KINDS:
         raise ValueError(f"TP LUT kind {kind!r} is not one of {LUT_KINDS}")
-    layout = _layout_of(program, src)
-    a, b = _operand(program, src, layout, what), _operand(program, dst, layout, what)
-    _same_shape(a, b, kind)
+    a, b = _lut_operands(program, op, src, dst, kind)
     if a.scale is None or b.scale is None:
         raise UnsupportedError(f"{what}: TP {kind} needs quantized tensors: {a.tensor.describe()} -> "
                                f"{b.tensor.describe()}")
     scale = 1.0 / b.scale if kind == "logistic" else a.scale / b.scale
+    one_core = kind in _PWL_ONE_CORE_KINDS and a.h < _PWL_SPLIT_MIN_HEIGHT
+    return _pwl_job(program, op, src, dst, kind, _post_scale(scale, what), a.zero_point, b.zero_point,
+                    _lut_bytes(kind, a.scale), one_core, target)
+
+
+def table_lut(program: Program, op: int, src: int, dst: int, table: PwlTable, kind: str, target: Target) -> TPJob:
+    """Element-wise ``dst[i] = f(src[i])`` for the byte function ``table`` fits (pwl_fit): multiplier 1, zero point 0.
+
+    The walk and the split over the TP cores are ``lut``'s (never more cores than H).
+    """
+    _lut_operands(program, op, src, dst, kind)
+    return _pwl_job(program, op, src, dst, kind, {}, table.in_zp, 0, table.lut, False, target)
+
+
+def _lut_operands(program: Program, op: int, src: int, dst: int, kind: str) -> tuple[_Operand, _Operand]:
+    what = _label(program, op)
+    layout = _layout_of(program, src)
+    a, b = _operand(program, src, layout, what), _operand(program, dst, layout, what)
+    _same_shape(a, b, kind)
+    return a, b
+
+
+def _pwl_job(program: Program, op: int, src: int, dst: int, kind: str, scale_fields: dict[str, int], in_zp: int,
+             out_zp: int, table: bytes, one_core: bool, target: Target) -> TPJob:
+    what = _label(program, op)
+    a = _operand(program, src, None, what)
     alu = {"alu_pwl_enable": 1, "alu_load_pwl_lut": 1, "alu_load_pwl_lut_global_mem": 1, "alu_pwl_sign_support": 1,
-           **_post_scale(scale, what)}
+           **scale_fields}
     h, w, c = a.h, a.w, a.c
-    cores = _tp_cores(target, what)
-    if kind in _PWL_ONE_CORE_KINDS and h < _PWL_SPLIT_MIN_HEIGHT:
-        cores = 1
+    cores = 1 if one_core else _tp_cores(target, what)
     shares = _ceil_split(h, min(cores, h))
     jobs = []
     for i, share in enumerate(shares):
@@ -473,8 +496,8 @@ def lut(program: Program, op: int, src: int, dst: int, kind: str, target: Target
             "out_loop_3_count": -(-c // TP_PWL_TILE_X), "out_loop_3_inc": TP_PWL_TILE_X,
             "out_loop_4_count": -(-w // TP_PWL_TILE_Y), "out_loop_4_inc": TP_PWL_TILE_Y * c,
             "out_loop_6_inc": c * w,
-            "in_zp": a.zero_point, "out_zp": b.zero_point,
+            "in_zp": in_zp, "out_zp": out_zp,
         }
         offset = c * w * sum(shares[:i])
         jobs.append(TPCore(desc, Ref(src, offset), Ref(dst, offset)))
-    return _job(what, op, kind, jobs, lut=_lut_bytes(kind, a.scale), note=f"PWL LUT on {len(jobs)} TP core(s)")
+    return _job(what, op, kind, jobs, lut=table, note=f"PWL LUT on {len(jobs)} TP core(s)")

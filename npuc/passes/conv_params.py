@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend_vip.jobs import PLANAR, Program
-from ..backend_vip.target import Target
-from ..ir import Graph, Op, Tensor
+from ..ir import Graph, Op
 from . import requant
+from .scale_groups import WeightedLayer
 
 #: TFLite's quantized range of the stored 8-bit values.
 U8_MAX = 255
@@ -94,25 +94,12 @@ def uses_relu(op: Op) -> bool:
     return fused_activation(op) in RELU_ACTIVATIONS
 
 
-@dataclass(frozen=True)
-class Quantization:
-    """Stored zero points and scales of a convolution's input, weights and output."""
-
-    in_zp: int
-    w_zp: int
-    out_zp: int
-    in_scale: float
-    w_scale: float
-    out_scale: float
-
-    @classmethod
-    def of(cls, x: Tensor, w: Tensor, y: Tensor) -> "Quantization":
-        return cls(requant.stored_zero_point(x), requant.stored_zero_point(w), requant.stored_zero_point(y),
-                   x.quant.single_scale, w.quant.single_scale, y.quant.single_scale)
-
-    def post_scale(self, target: Target, what: str) -> requant.PostScale:
-        return requant.encode_scale(requant.conv_scale(self.in_scale, self.w_scale, self.out_scale), target,
-                                    what=what)
+def weighted_layer(graph: Graph, op: Op, channel_axis: int) -> WeightedLayer:
+    """The op's weights per output channel (``channel_axis`` of the filter), bias and activation scales."""
+    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    kernels = np.moveaxis(np.asarray(w.data), channel_axis, 0)
+    return WeightedLayer(w, kernels, bias_of(graph, op, kernels.shape[0]), x.quant.single_scale,
+                         y.quant.single_scale)
 
 
 def bias_of(graph: Graph, op: Op, channels: int) -> np.ndarray:
@@ -124,11 +111,11 @@ def bias_of(graph: Graph, op: Op, channels: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ConvOperands:
-    """A convolution's geometry and quantization, and the planar tensors its jobs read and write."""
+    """A convolution's geometry, activation zero points, and the planar tensors its jobs read and write."""
 
     geo: ConvGeometry
-    q: Quantization
-    weights: Tensor
+    in_zp: int
+    out_zp: int
     src: int
     dst: int
 
@@ -136,6 +123,6 @@ class ConvOperands:
 def planar_operands(program: Program, op: Op) -> ConvOperands:
     """Take the op's input in planar layout (converting it if needed) and declare its planar output."""
     g = program.graph
-    x, w, y = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
-    return ConvOperands(ConvGeometry.from_op(g, op), Quantization.of(x, w, y), w,
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    return ConvOperands(ConvGeometry.from_op(g, op), requant.stored_zero_point(x), requant.stored_zero_point(y),
                         program.operand(op.inputs[0], PLANAR, op.index), program.produce(op.outputs[0], PLANAR))

@@ -1,4 +1,4 @@
-"""ADD of two equal-shape 8-bit tensors as one NN job over the two inputs stored back to back.
+"""ADD and SUB of two equal-shape 8-bit tensors as one NN job over the two inputs stored back to back.
 
 Like Mesa's v7 lowering (the golden ADD jobs of MobileNet v2): the two inputs
 (N bytes each, in the same layout) are one image of two planes, viewed as
@@ -21,34 +21,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip.descriptors import NN_DESCRIPTOR
 from ..backend_vip.jobs import PLANAR, Program, Ref
 from ..backend_vip.target import Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from . import requant
 from .conv_params import uses_relu
+from .elementwise import image_rows, requantizing_copy
 from .nn_job import ConvJob, build_nn_job
 
 #: Weights are 8-bit values with coefficient zero point 0.
 WEIGHT_MAX = 255
 #: Mesa's kernel for ADD: 2x2 over two planes, only the top-left tap of each used.
 ADD_KERNEL = 2
-#: Mesa's preferred image heights (the descriptor's y) for the reshaped tensors, then any divisor below 64.
-_PREFERRED_ROWS = (128, 64, 32)
-_ROW_SEARCH_LIMIT = 64
 
 
-def add_weights(ratio: float) -> tuple[int, int]:
-    """(W0, W1) in 1..255 with W1 / W0 closest to ``ratio``; ties prefer larger weights.
+def add_weights(ratio: float, total: int = 2 * WEIGHT_MAX) -> tuple[int, int]:
+    """(W0, W1) in 1..255 with W0 + W1 <= ``total`` and W1 / W0 closest to ``ratio``; ties prefer larger weights.
 
     None of the pairs is further from the ratio than the best one, so this is
     the best rational approximation with 8-bit numerator and denominator.
     """
     best = None
-    for w0 in range(1, WEIGHT_MAX + 1):
+    for w0 in range(1, min(WEIGHT_MAX, total - 1) + 1):
         w1 = int(np.floor(ratio * w0 + 0.5))
-        if not 1 <= w1 <= WEIGHT_MAX:
+        if not 1 <= w1 <= min(WEIGHT_MAX, total - w0):
             continue
         key = (abs(w1 / w0 - ratio), -max(w0, w1))
         if best is None or key < best[0]:
@@ -62,31 +59,21 @@ def ratio_refusal(graph: Graph, op: Op) -> str | None:
     """Why the input scales cannot be two 8-bit weights (None if they can)."""
     s0, s1 = (graph.tensors[t].quant.single_scale for t in op.inputs[:2])
     ratio = s1 / s0
-    if not 1.0 / WEIGHT_MAX <= ratio <= WEIGHT_MAX:
-        return f"input scales {s0:.6g} and {s1:.6g} differ by more than a factor {WEIGHT_MAX}"
+    limit = WEIGHT_MAX - 1 if op.opcode == "SUB" else WEIGHT_MAX   # SUB's weights share one byte's range
+    if not 1.0 / limit <= ratio <= limit:
+        return f"input scales {s0:.6g} and {s1:.6g} differ by more than a factor {limit}"
     return None
 
 
-def image_rows(pixels: int, elements: int) -> int | None:
-    """The image height (descriptor y) of the reshaped ADD tensor, Mesa's choice when the fields hold it.
-
-    Mesa takes 128, 64 or 32 when it divides H*W, else the largest divisor of
-    H*W below 64; the image is ``elements / rows`` wide.  When that width does
-    not fit its 13-bit field, any divisor of the element count that fits is
-    taken (None if there is none).
-    """
-    limit = NN_DESCRIPTOR["in_image_x_size"].mask
-    rows = next((r for r in _PREFERRED_ROWS if pixels % r == 0), None)
-    if rows is None:
-        rows = next(r for r in range(_ROW_SEARCH_LIMIT - 1, 0, -1) if pixels % r == 0)
-    if elements // rows <= limit:
-        return rows
-    return next((r for r in range(min(elements, limit), 0, -1)
-                 if elements % r == 0 and elements // r <= limit), None)
-
-
 def lower_add(program: Program, op: Op, target: Target) -> None:
-    """Append the NN job of an ADD (constraints in npu_ops already checked)."""
+    """Append the NN job of an ADD or SUB (constraints in npu_ops already checked).
+
+    SUB is the same job with a negative second weight: the coefficient zero
+    point Z moves from 0 to W1, plane 0 stores Z + W0 and plane 1 stores
+    Z - W1 = 0, so both fit a byte when W0 + W1 <= 255 (one bit less than ADD's
+    weights).  The hardware multiplies ``(w - coef_zero_point)``, as for every
+    uint8 convolution with a non-zero weight zero point.
+    """
     g = program.graph
     a_t, b_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     a = _own_storage(program, op, program.operand(op.inputs[0], PLANAR, op.index), set(), target)
@@ -100,18 +87,20 @@ def lower_add(program: Program, op: Op, target: Target) -> None:
     cols = n // rows
     z0, z1, zo = (requant.stored_zero_point(t) for t in (a_t, b_t, y_t))
     s0, s1, so = a_t.quant.single_scale, b_t.quant.single_scale, y_t.quant.single_scale
-    w0, w1 = add_weights(s1 / s0)
+    subtract = op.opcode == "SUB"
+    w0, w1 = add_weights(s1 / s0, WEIGHT_MAX if subtract else 2 * WEIGHT_MAX)
     # One factor for both terms, least-squares between s0/W0 and s1/W1 (equal when the ratio is exact).
     factor = (s0 * w0 + s1 * w1) / (so * (w0 * w0 + w1 * w1))
-    weights = np.zeros((1, 2, ADD_KERNEL, ADD_KERNEL), dtype=np.uint8)
-    weights[0, 0, 0, 0], weights[0, 1, 0, 0] = w0, w1
-    word = (w0 + w1) * target.mac_input_offset - w0 * z0 - w1 * z1
-    spec = ConvJob(name=f"{op.name} add", op=op.index, input=Ref(a), output=Ref(dst), in_x=cols, in_y=rows,
-                   weights=weights, bias=np.zeros(1, np.int64), trailers=np.zeros(1, np.int64),
-                   coef_zero_point=0, input_zero_point=z0, output_zero_point=zo,
+    sign, coef_zp = (-1, w1) if subtract else (1, 0)
+    weights = np.full((1, 2, ADD_KERNEL, ADD_KERNEL), coef_zp, dtype=np.uint8)
+    weights[0, 0, 0, 0], weights[0, 1, 0, 0] = coef_zp + w0, coef_zp + sign * w1
+    word = (w0 + sign * w1) * target.mac_input_offset - w0 * z0 - sign * w1 * z1
+    spec = ConvJob(name=f"{op.name} {op.opcode.lower()}", op=op.index, input=Ref(a), output=Ref(dst), in_x=cols,
+                   in_y=rows, weights=weights, bias=np.zeros(1, np.int64), trailers=np.zeros(1, np.int64),
+                   coef_zero_point=coef_zp, input_zero_point=z0, output_zero_point=zo,
                    scale=requant.encode_scale(factor, target, what=op.name), out_x=cols, out_y=rows,
                    relu=uses_relu(op), words=np.array([word % (1 << 32)], dtype=np.uint32),
-                   note=f"two-plane 2x2 job, weights {w0}:{w1} for scale ratio {s1 / s0:.6g}")
+                   note=f"two-plane 2x2 job, weights {w0}:{sign * w1} for scale ratio {s1 / s0:.6g}")
     program.steps.append(build_nn_job(spec, target).job)
 
 
@@ -128,15 +117,5 @@ def _own_storage(program: Program, op: Op, t: int, partner: set[int], target: Ta
         return t
     src = program.graph.tensors[t]
     dst = program.new_tensor(f"{src.name} (copy)", src.shape, src.dtype, src.quant, PLANAR)
-    n = src.num_elements
-    rows = image_rows(n, n)
-    spec = ConvJob(name=f"{op.name} copy of {src.name}", op=op.index, input=Ref(t), output=Ref(dst),
-                   in_x=n // rows, in_y=rows,
-                   weights=np.ones((1, 1, 1, 1), np.uint8), bias=np.zeros(1, np.int64),
-                   trailers=np.zeros(1, np.int64), coef_zero_point=0, input_zero_point=0, output_zero_point=0,
-                   scale=requant.encode_scale(1.0, target, what=f"{op.name} copy"),
-                   out_x=n // rows, out_y=rows,
-                   words=np.array([target.mac_input_offset], dtype=np.uint32),
-                   note="exact copy, so that the ADD's inputs can be stored back to back")
-    program.steps.append(build_nn_job(spec, target).job)
+    program.steps.append(requantizing_copy(program, op, t, dst, target, "copy"))
     return dst

@@ -21,7 +21,7 @@ from ..ir import Op
 def storage_order(shape: tuple[int, ...], layout: str) -> np.ndarray:
     """Byte position of every element (in TFLite's flat order) when a tensor is stored in ``layout``."""
     n = int(np.prod(shape, dtype=np.int64))
-    if layout == NHWC or len(shape) != 4:
+    if layout != PLANAR or len(shape) != 4:
         return np.arange(n, dtype=np.int64)
     b, h, w, c = shape
     pos = np.arange(n, dtype=np.int64).reshape(b, c, h, w).transpose(0, 2, 3, 1)
@@ -29,19 +29,22 @@ def storage_order(shape: tuple[int, ...], layout: str) -> np.ndarray:
 
 
 def lower_reshape(program: Program, op: Op, target: Target) -> None:
-    """Alias a RESHAPE/SQUEEZE output to its input (constraints in npu_ops already checked)."""
+    """Alias a RESHAPE/SQUEEZE output to its input (constraints in npu_ops already checked).
+
+    TFLite's bytes (TFLITE) are viewed as TFLite's bytes; the NPU's bytes in
+    either layout as the NPU's bytes in either layout.
+    """
     g = program.graph
     src, dst = op.inputs[0], op.outputs[0]
     in_shape, out_shape = g.tensors[src].shape, g.tensors[dst].shape
-    have = dict(program.versions.get(src) or {program.layouts.get(src, NHWC): src})
-    for in_layout in have:
-        for out_layout in (in_layout, PLANAR if in_layout == NHWC else NHWC):
+    for in_layout, version in list(program.existing(src).items()):
+        out_layouts = {NHWC: (NHWC, PLANAR), PLANAR: (PLANAR, NHWC)}.get(in_layout, (in_layout,))
+        for out_layout in out_layouts:
             if np.array_equal(storage_order(in_shape, in_layout), storage_order(out_shape, out_layout)):
-                _alias(program, dst, program.operand(src, in_layout, op.index), out_layout)
+                _alias(program, dst, version, out_layout)
                 return
     _alias(program, dst, program.operand(src, NHWC, op.index), NHWC)
 
 
 def _alias(program: Program, dst: int, view_of: int, layout: str) -> None:
-    program.produce(dst, layout)
-    program.aliases[dst] = Ref(view_of)
+    program.aliases[program.produce(dst, layout)] = Ref(view_of)

@@ -6,7 +6,8 @@ of its input at the offsets of their first planes; CONCATENATION's inputs
 become views of its output, so the jobs that produce them write straight into
 place.  An input that cannot be moved into the output (it is already a view
 of another tensor, must be stored next to another one, or appears twice) is
-copied into its place by a TP job instead.
+copied into its place by a TP job instead, and an input quantized unlike the
+output by a requantizing NN job (TFLite requantizes it in float, rounding once).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from ..backend_vip import tp_jobs
 from ..backend_vip.jobs import PLANAR, Program, Ref
 from ..backend_vip.target import Target
 from ..ir import Op
+from .elementwise import FLOAT_WEIGHT, requantizing_copy
+from .lower_quantize import same_npu_bytes
 
 #: TP PAD with no padding: a plain copy.
 _NO_PADDING = ((0, 0), (0, 0), (0, 0))
@@ -33,14 +36,18 @@ def lower_concatenation(program: Program, op: Op, target: Target) -> None:
     offset, seen = 0, set()
     for t in op.inputs:
         src = program.operand(t, PLANAR, op.index)
-        if _movable(program, src, seen):
+        requantized = not same_npu_bytes(g.tensors[t], g.tensors[op.outputs[0]])
+        if not requantized and _movable(program, src, seen):
             program.aliases[src] = Ref(out, offset)
         else:
-            tensor = g.tensors[t]
-            view = program.new_tensor(f"{tensor.name} (in {g.tensors[out].name})", tensor.shape, tensor.dtype,
-                                      tensor.quant, PLANAR)
+            stored = g.tensors[out]
+            view = program.new_tensor(f"{g.tensors[t].name} (in {stored.name})", g.tensors[t].shape, stored.dtype,
+                                      stored.quant, PLANAR)
             program.aliases[view] = Ref(out, offset)
-            program.steps.append(tp_jobs.pad(program, op.index, src, view, _NO_PADDING, target))
+            if requantized:
+                program.steps.append(requantizing_copy(program, op, src, view, target, "requantization", FLOAT_WEIGHT))
+            else:
+                program.steps.append(tp_jobs.pad(program, op.index, src, view, _NO_PADDING, target))
         seen.add(src)
         offset += g.tensors[t].nbytes
 
@@ -52,6 +59,5 @@ def lower_split(program: Program, op: Op, target: Target) -> None:
     src = program.operand(data, PLANAR, op.index)
     offset = 0
     for t in op.outputs:
-        program.produce(t, PLANAR)
-        program.aliases[t] = Ref(src, offset)
+        program.aliases[program.produce(t, PLANAR)] = Ref(src, offset)
         offset += g.tensors[t].nbytes

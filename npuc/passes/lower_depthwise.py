@@ -10,11 +10,14 @@ kernels are the group's diagonal block of Mesa's expansion, and whose trailers
 put each output plane in place.  g trades coefficient bytes and MACs (both
 grow with g) against per-job overhead (more jobs for small g); it is chosen
 per layer by the cost model, for each way of handling stride 2 (:mod:`stride2`).
+With per-channel weights each group of channels is further split by weight
+scale (:mod:`scale_groups`): one job per scale group, each reading the group's
+g planes and computing only its own channels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,9 +26,9 @@ from ..backend_vip.perf import Cost
 from ..backend_vip.target import Target
 from ..ir import Op
 from . import stride2
-from .conv_params import ConvGeometry, Quantization, bias_of, planar_operands, uses_relu
+from .conv_params import ConvGeometry, planar_operands, uses_relu, weighted_layer
 from .nn_job import ConvJob, build_nn_job
-from .requant import PostScale, stored_bytes
+from .scale_groups import WeightedLayer, scale_groups
 
 #: Channel-group sizes tried (plus the whole layer when it has fewer channels than the largest).
 #: Beyond 128 both the coefficient bytes per channel and the MACs only grow; below 16 a core
@@ -33,6 +36,8 @@ from .requant import PostScale, stored_bytes
 GROUP_SIZES = (16, 24, 32, 48, 64, 96, 128)
 
 DIRECT, POOLED, RESHUFFLED = "stride 1", "first-pixel pooling", "TP reshuffle"
+#: TFLite's depthwise filter is [1][KH][KW][C]: the output channels are its last axis.
+_CHANNEL_AXIS = 3
 
 
 @dataclass
@@ -41,36 +46,45 @@ class _Layer:
 
     op: Op
     geo: ConvGeometry
-    taps: np.ndarray          # stored [C][KH][KW]
-    bias: np.ndarray
-    q: Quantization
-    scale: PostScale
+    weights: WeightedLayer    # kernels [C][KH][KW]
+    in_zp: int
+    out_zp: int
     relu: bool
+    target: Target
 
-    def group(self, mode: str, first: int, count: int, src: int, dst: int) -> ConvJob:
-        """The job computing channels first .. first + count - 1 of the layer."""
-        geo, zp = self.geo, self.q.w_zp
-        taps = self.taps[first:first + count]
-        if mode == RESHUFFLED:
-            blocks = stride2.reshuffle_weights(taps[:, None], zp)            # [count][4][K'][K']
-            phases = blocks.shape[1]
-            rows, cols = stride2.reshuffled_size(geo)
-            weights = np.full((count, count * phases) + blocks.shape[2:], zp, dtype=np.uint8)
-            for j in range(count):
-                weights[j, j * phases:(j + 1) * phases] = blocks[j]
-            image = dict(input=Ref(src, first * phases * rows * cols), in_x=cols, in_y=rows)
-        else:
-            weights = np.full((count, count, geo.k_h, geo.k_w), zp, dtype=np.uint8)
-            weights[np.arange(count), np.arange(count)] = taps
-            image = dict(input=Ref(src, first * geo.in_h * geo.in_w), in_x=geo.in_w, in_y=geo.in_h,
-                         offset_x=-geo.pad_left, offset_y=-geo.pad_top)
+    def group(self, mode: str, first: int, count: int, src: int, dst: int) -> list[ConvJob]:
+        """The jobs computing channels first .. first + count - 1 of the layer: one per scale group among them.
+
+        Every job reads the count planes of the range; its kernels are the rows
+        of the range's diagonal block for its own channels.
+        """
+        geo = self.geo
+        groups = scale_groups(self.weights, np.arange(first, first + count), self.target, self.op.name)
         plane = geo.out_h * geo.out_w
-        return ConvJob(name=f"{self.op.name} depthwise channels {first}-{first + count - 1}", op=self.op.index,
-                       output=Ref(dst, first * plane), weights=weights, bias=self.bias[first:first + count],
-                       trailers=np.arange(count, dtype=np.int64) * plane, coef_zero_point=zp,
-                       input_zero_point=self.q.in_zp, output_zero_point=self.q.out_zp, scale=self.scale,
-                       out_x=geo.out_w, out_y=geo.out_h, first_pixel=mode == POOLED, strided=geo.stride > 1,
-                       relu=self.relu, **image)
+        jobs = []
+        for g in groups:
+            zp, rows = g.coef_zero_point, g.channels - first
+            if mode == RESHUFFLED:
+                blocks = stride2.reshuffle_weights(g.kernels[:, None], zp)       # [n][4][K'][K']
+                phases = blocks.shape[1]
+                in_rows, cols = stride2.reshuffled_size(geo)
+                weights = np.full((len(rows), count * phases) + blocks.shape[2:], zp, dtype=np.uint8)
+                for j, r in enumerate(rows):
+                    weights[j, r * phases:(r + 1) * phases] = blocks[j]
+                image = dict(input=Ref(src, first * phases * in_rows * cols), in_x=cols, in_y=in_rows)
+            else:
+                weights = np.full((len(rows), count, geo.k_h, geo.k_w), zp, dtype=np.uint8)
+                weights[np.arange(len(rows)), rows] = g.kernels
+                image = dict(input=Ref(src, first * geo.in_h * geo.in_w), in_x=geo.in_w, in_y=geo.in_h,
+                             offset_x=-geo.pad_left, offset_y=-geo.pad_top)
+            subset = "" if len(groups) == 1 else f" ({len(rows)} by weight scale)"
+            jobs.append(ConvJob(
+                name=f"{self.op.name} depthwise channels {first}-{first + count - 1}{subset}", op=self.op.index,
+                output=Ref(dst, first * plane), weights=weights, bias=g.bias, trailers=rows * plane,
+                coef_zero_point=zp, input_zero_point=self.in_zp, output_zero_point=self.out_zp, scale=g.scale,
+                out_x=geo.out_w, out_y=geo.out_h, first_pixel=mode == POOLED, strided=geo.stride > 1,
+                relu=self.relu, **image))
+        return jobs
 
 
 def group_sizes(channels: int) -> list[int]:
@@ -85,16 +99,31 @@ def _groups(channels: int, size: int) -> list[tuple[int, int]]:
 
 
 def estimate(layer: _Layer, mode: str, size: int, target: Target) -> Cost:
-    """Cost of the layer in groups of ``size``: one full group and the remainder are built, the rest repeat."""
+    """Cost of the layer in groups of ``size``.
+
+    With per-tensor weights every full group is the same job, so one full
+    group and the remainder are built; per-channel weights split each range
+    by scale differently, so every job is built.
+    """
     channels = layer.geo.out_c
-    full, rest = divmod(channels, size)
-    one = build_nn_job(layer.group(mode, 0, size, 0, 0), target).cost if full else Cost()
-    total = Cost(*(full * v for v in one.astuple()))
-    if rest:
-        total += build_nn_job(layer.group(mode, channels - rest, rest, 0, 0), target).cost
+    total = Cost()
+    if layer.weights.per_channel:
+        ranges = _groups(channels, size)
+    else:
+        full, rest = divmod(channels, size)
+        if full:
+            one = _cost(layer.group(mode, 0, size, 0, 0), target)
+            total = Cost(*(full * v for v in one.astuple()))
+        ranges = [(channels - rest, rest)] if rest else []
+    for first, count in ranges:
+        total += _cost(layer.group(mode, first, count, 0, 0), target)
     if mode == RESHUFFLED:
         total += stride2.reshuffle_cost(layer.geo, target)
     return total
+
+
+def _cost(specs: list[ConvJob], target: Target) -> Cost:
+    return sum((build_nn_job(spec, target).cost for spec in specs), Cost())
 
 
 #: Estimated times this close to the fastest count as equal: the cost model's
@@ -114,9 +143,10 @@ def pick_cheapest(choices: dict[tuple[str, int], Cost]) -> tuple[str, int]:
 def lower_depthwise(program: Program, op: Op, target: Target) -> None:
     """Append the group jobs of a DEPTHWISE_CONV_2D (constraints in npu_ops already checked)."""
     c = planar_operands(program, op)
-    geo, q, src, dst = c.geo, c.q, c.src, c.dst
-    layer = _Layer(op, geo, stored_bytes(c.weights)[0].transpose(2, 0, 1), bias_of(program.graph, op, geo.out_c),
-                   q, q.post_scale(target, op.name), uses_relu(op))
+    geo, src, dst = c.geo, c.src, c.dst
+    weights = weighted_layer(program.graph, op, _CHANNEL_AXIS)
+    weights = replace(weights, kernels=weights.kernels[:, 0])    # [C][1][KH][KW] -> [C][KH][KW]
+    layer = _Layer(op, geo, weights, c.in_zp, c.out_zp, uses_relu(op), target)
     if geo.stride == 1:
         modes = [DIRECT]
     else:
@@ -127,8 +157,11 @@ def lower_depthwise(program: Program, op: Op, target: Target) -> None:
     if mode == RESHUFFLED:
         src = stride2.add_reshuffle(program, op.index, src, geo, target)
     groups = _groups(geo.out_c, size)
+    specs = [spec for first, count in groups for spec in layer.group(mode, first, count, src, dst)]
     note = f"depthwise as {len(groups)} dense job(s) of {size} channels, {mode}"
-    for first, count in groups:
-        job: NNJob = build_nn_job(layer.group(mode, first, count, src, dst), target).job
+    if len(specs) > len(groups):
+        note += f"; {len(specs)} jobs by weight scale"
+    for spec in specs:
+        job: NNJob = build_nn_job(spec, target).job
         job.note = note
         program.steps.append(job)

@@ -8,16 +8,17 @@ descriptor layout, hardware limits from the target.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend_vip.descriptors import NN_DESCRIPTOR
+from ..backend_vip.jobs import NPU_ELEMENT_TYPES
 from ..backend_vip.target import Target
 from ..ir import Graph, Op, Tensor
-from . import lower_add, stride2
-from .conv_params import ConvGeometry, activation_refusal
+from . import elementwise, lower_add, lower_lut, lower_pad, requant, stride2
+from .conv_params import U8_MAX, ConvGeometry, activation_refusal
 from .lower_pool import MEAN_AXES, same_quantization
+from .lower_quantize import same_npu_bytes
 
-#: Element type of the tensors the NN cores read and write (int8 would be stored + 128, as Mesa
-#: does; npuc has not settled that yet, neither for NN nor for TP jobs).
-NPU_DTYPE = "uint8"
 _XY_MAX = NN_DESCRIPTOR["in_image_x_size"].mask
 _Z_MAX = NN_DESCRIPTOR["kernel_z_size"].mask
 _OUT_Z_MAX = NN_DESCRIPTOR["out_image_z_size"].mask
@@ -25,18 +26,20 @@ _OUT_Z_MAX = NN_DESCRIPTOR["out_image_z_size"].mask
 
 def _activations(graph: Graph, op: Op) -> list[Tensor]:
     ins = [graph.tensors[t] for t in op.inputs[:1] if t is not None]
-    if op.opcode == "ADD":
+    if op.opcode in ("ADD", "SUB"):
         ins = [graph.tensors[t] for t in op.inputs[:2]]
     return ins + [graph.tensors[t] for t in op.outputs]
 
 
 def _quant_refusal(t: Tensor, what: str) -> str | None:
-    if t.dtype != NPU_DTYPE:
+    if t.dtype not in NPU_ELEMENT_TYPES:
         return f"{t.dtype} {what}"
     if t.quant is None or not t.quant.scale.size:
         return f"unquantized {what}"
     if t.quant.per_channel:
         return f"per-channel quantized {what}"
+    if not 0 <= requant.stored_zero_point(t) <= U8_MAX:
+        return f"{what} zero point {t.quant.single_zero_point} outside the {t.dtype} range"
     return None
 
 
@@ -48,18 +51,41 @@ def eight_bit_activations(graph: Graph, op: Op, target: Target) -> str | None:
     return None
 
 
-def per_tensor_weights(graph: Graph, op: Op, target: Target) -> str | None:
-    w = graph.tensors[op.inputs[1]]
-    if not w.is_constant:
-        return "weights are not constant"
-    why = _quant_refusal(w, "weights")
-    if why:
-        return why
+def _bias_refusal(graph: Graph, op: Op) -> str | None:
     if len(op.inputs) > 2 and op.inputs[2] is not None:
         b = graph.tensors[op.inputs[2]]
         if not b.is_constant or b.dtype != "int32":
             return f"{'non-constant' if not b.is_constant else b.dtype} bias"
     return None
+
+
+def _weights_match_activations(graph: Graph, op: Op) -> str | None:
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if w.dtype != x.dtype:
+        return f"{w.dtype} weights for {x.dtype} activations"
+    return None
+
+
+def per_tensor_weights(graph: Graph, op: Op, target: Target) -> str | None:
+    w = graph.tensors[op.inputs[1]]
+    if not w.is_constant:
+        return "weights are not constant"
+    return _quant_refusal(w, "weights") or _weights_match_activations(graph, op) or _bias_refusal(graph, op)
+
+
+def conv_weights(graph: Graph, op: Op, target: Target) -> str | None:
+    """Per-tensor weights, or int8 weights with one scale per output channel and zero point 0 (TFLite's int8 rule).
+
+    Per-channel weights run as one job per group of similar scales (passes/scale_groups.py).
+    """
+    w = graph.tensors[op.inputs[1]]
+    q = w.quant
+    if not w.is_constant or q is None or not q.per_channel:
+        return per_tensor_weights(graph, op, target)
+    axis = 3 if op.opcode == "DEPTHWISE_CONV_2D" else 0
+    if w.dtype != "int8" or q.axis != axis or np.any(q.zero_point != 0):
+        return f"per-channel quantized {w.dtype} weights (only int8 ones, zero point 0, along the output channels)"
+    return _weights_match_activations(graph, op) or _bias_refusal(graph, op)
 
 
 def batch_one(graph: Graph, op: Op, target: Target) -> str | None:
@@ -148,11 +174,57 @@ def add_ratio(graph: Graph, op: Op, target: Target) -> str | None:
     return lower_add.ratio_refusal(graph, op)
 
 
+def flat_image(graph: Graph, op: Op, target: Target) -> str | None:
+    """A requantizing QUANTIZE views the tensor's bytes as one image (a pure int8/uint8 change needs no job)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    n = y.num_elements
+    if same_npu_bytes(x, y) or elementwise.image_rows(n, n) is not None:
+        return None
+    return f"{n} elements cannot be viewed as an image the descriptor holds"
+
+
+def lut_table(graph: Graph, op: Op, target: Target) -> str | None:
+    if lower_lut.reference_table(graph, op) is None:
+        return f"no reference table for {op.opcode} (neither a host kernel nor TFLite's integer formula)"
+    if lower_lut.fitted_table(graph, op) is None:
+        return "no PWL table reproduces TFLite's result for every input byte"
+    return None
+
+
+def four_d_image(graph: Graph, op: Op, target: Target) -> str | None:
+    """TP jobs walk [1, H, W, C] tensors."""
+    shape = graph.tensors[op.outputs[0]].shape
+    if len(shape) != 4 or shape[0] != 1:
+        return f"a {len(shape)}-D tensor of shape {list(shape)} (TP jobs take one [1, H, W, C] image)"
+    return None
+
+
+def pad_amounts(graph: Graph, op: Op, target: Target) -> str | None:
+    pads = lower_pad.paddings(graph, op)
+    if pads is None or len(pads) != 4:
+        return "paddings are not a constant [4, 2] tensor"
+    if pads[0] != (0, 0) or min(min(p) for p in pads) < 0:
+        return f"paddings {list(pads)} pad the batch or are negative"
+    if lower_pad.pad_layout(pads) is None:
+        return f"paddings {list(pads)} pad both channels and rows by more than one per side"
+    return None
+
+
+def pad_value(graph: Graph, op: Op, target: Target) -> str | None:
+    """PADV2's constant must be the output zero point (the TP fills the border with it)."""
+    if len(op.inputs) < 3 or op.inputs[2] is None:
+        return None
+    c, y = graph.tensors[op.inputs[2]], graph.tensors[op.outputs[0]]
+    if not c.is_constant or c.data.size != 1 or int(c.data.reshape(-1)[0]) != y.quant.single_zero_point:
+        return "the padding constant is not the output zero point"
+    return None
+
+
 def add_image(graph: Graph, op: Op, target: Target) -> str | None:
     y = graph.tensors[op.outputs[0]]
     n = y.num_elements
     pixels = n // y.shape[-1] if len(y.shape) == 4 else n
-    if lower_add.image_rows(pixels, n) is None:
+    if elementwise.image_rows(pixels, n) is None:
         return f"{n} elements cannot be viewed as an image the descriptor holds"
     return None
 
@@ -162,6 +234,14 @@ def whole_plane_pool(graph: Graph, op: Op, target: Target) -> str | None:
     fh, fw = op.options.get("filter_height", 1), op.options.get("filter_width", 1)
     if (y.shape[1], y.shape[2]) != (1, 1) or (fh, fw) != (x.shape[1], x.shape[2]):
         return f"pooling window {fh}x{fw} does not cover the {x.shape[1]}x{x.shape[2]} input"
+    return None
+
+
+def pool_rounding(graph: Graph, op: Op, target: Target) -> str | None:
+    """TFLite rounds an int8 average's ties away from zero; the job (on bytes + 128) rounds them all up."""
+    x = graph.tensors[op.inputs[0]]
+    if x.dtype == "int8" and (x.shape[1] * x.shape[2]) % 2 == 0:
+        return f"int8 average over an even window of {x.shape[1]}x{x.shape[2]}"
     return None
 
 
@@ -237,7 +317,11 @@ def concat_views(graph: Graph, op: Op, target: Target) -> str | None:
     act = op.options.get("fused_activation_function", "NONE")
     if act != "NONE":
         return f"fused activation {act}"
-    return _channel_axis(out.shape, op.options.get("axis", 0)) or _same_quantization(ins + [out])
+    for t in ins + [out]:
+        why = _quant_refusal(t, "tensors")
+        if why:
+            return why
+    return _channel_axis(out.shape, op.options.get("axis", 0))
 
 
 def _constant_axis(graph: Graph, index: int | None) -> int | None:
@@ -256,3 +340,30 @@ def split_views(graph: Graph, op: Op, target: Target) -> str | None:
     if src.is_constant:
         return "the input is a constant"
     return _channel_axis(src.shape, axis) or _same_quantization([src] + [graph.tensors[t] for t in op.outputs])
+
+
+# -- bit-exactness (what `npuc compile --exact` keeps on the NPU) -------------------------------------
+
+def nn_arithmetic(graph: Graph, op: Op, target: Target) -> str | None:
+    return "NN requantization (15-bit multiplier, two roundings) differs from TFLite's 31-bit fixed point"
+
+
+def byte_copy(graph: Graph, op: Op, target: Target) -> str | None:
+    return None
+
+
+def relabelled_bytes(graph: Graph, op: Op, target: Target) -> str | None:
+    from .lower_quantize import same_npu_bytes
+
+    if same_npu_bytes(graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]):
+        return None
+    return "a requantizing NN job rounds unlike TFLite"
+
+
+def concat_without_requantization(graph: Graph, op: Op, target: Target) -> str | None:
+    from .lower_quantize import same_npu_bytes
+
+    out = graph.tensors[op.outputs[0]]
+    if all(same_npu_bytes(graph.tensors[t], out) for t in op.inputs if t is not None):
+        return None
+    return "inputs quantized unlike the output need a requantizing NN job"

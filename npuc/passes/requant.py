@@ -18,9 +18,12 @@ rounded; two rules exist:
 Zero points: the MAC array multiplies ``(w - coef_zero_point)`` by the stored
 input byte minus ``target.mac_input_offset`` (0 on v7), so the bias word of a
 kernel is its TFLite bias plus ``sum(w - coef_zp) * (mac_input_offset - in_zp)``,
-in 32-bit two's complement (:func:`bias_words`).  Only uint8 tensors reach the
-NN cores for now (how npuc stores int8 tensors for the NPU is not settled;
-Mesa adds 128), so stored values and zero points are TFLite's.
+in 32-bit two's complement (:func:`bias_words`).  The cores compute on unsigned
+bytes: int8 activations and weights are stored + 128 and so are their zero
+points (``jobs.INT8_OFFSET``), which leaves every difference ``q - zp`` as
+TFLite's.  Mesa's v7 writer keeps int8 weights unshifted while storing their
+zero point + 128 (vipnano-nn.md 3.1), which makes every negative weight read as
+a large positive one; npuc shifts them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend_vip.descriptors import NN_DESCRIPTOR
+from ..backend_vip.jobs import INT8_OFFSET, npu_bytes, npu_quant, shifted_on_npu
 from ..backend_vip.target import Target
 from ..errors import LimitError
 from ..ir import Tensor
@@ -106,13 +110,15 @@ def conv_scale(input_scale: float, weight_scale: float, output_scale: float, rul
 
 
 def stored_zero_point(tensor: Tensor) -> int:
-    """The zero point of a per-tensor quantized uint8 tensor as the NPU sees it."""
-    return tensor.quant.single_zero_point if tensor.quant is not None and tensor.quant.zero_point.size else 0
+    """The zero point of a per-tensor quantized 8-bit tensor as the NPU sees it (int8: + INT8_OFFSET)."""
+    if tensor.quant is None or not tensor.quant.zero_point.size:
+        return INT8_OFFSET if shifted_on_npu(tensor) else 0
+    return int(npu_quant(tensor).zero_point[0])
 
 
 def stored_bytes(tensor: Tensor) -> np.ndarray:
-    """A constant uint8 tensor's values as the NN cores read them."""
-    return np.asarray(tensor.data, dtype=np.uint8)
+    """A constant 8-bit tensor's values as the NN cores read them (int8: + INT8_OFFSET)."""
+    return npu_bytes(np.asarray(tensor.data))
 
 
 def bias_words(bias: np.ndarray, weights: np.ndarray, coef_zero_point: int, input_zero_point: int,

@@ -27,6 +27,8 @@ SOFTPIN_START_ADDRESS = 4 * 1024 * 1024
 #: Largest command stream per submit (Mesa splits there for older kernels) and its size granularity.
 STREAM_MAX_BYTES = 64 * 1024
 STREAM_ALIGN = 8
+#: GPU virtual addresses are 32 bits wide (MMUv2): every pinned buffer ends at or below this.
+VA_END = 1 << 32
 
 
 class DeviceBuffer:

@@ -113,7 +113,21 @@ class Runtime:
                 bos = [SubmitBo(self.placement.buffers[b], self.placement.addresses[b], flags) for b, flags in step.bos]
                 self.device.submit(self.streams[i].astype("<u4").tobytes(), bos, name=f"step {i} ({step.name})")
             else:
-                ins = [None if t is None else self.tensor_view(t) for t in step.inputs]
-                outs = [self.tensor_view(t) for t in step.outputs]
-                KERNELS[step.kernel].run(ins, outs, step.params)
+                self._run_host(i, step)
         return [self.get_output(k) for k in range(len(self.blob.outputs))]
+
+    def _run_host(self, index: int, step: vipbin.HostStep) -> None:
+        """Run a host kernel; parameters that do not fit its tensors are the blob's fault.
+
+        The compiler derives every parameter from the tensors' shapes and
+        quantization, so only a corrupted or hostile blob can give a kernel a
+        missing parameter or an array that does not fit; that is reported as a
+        BlobError naming the step instead of escaping from inside the kernel.
+        """
+        ins = [None if t is None else self.tensor_view(t) for t in step.inputs]
+        outs = [self.tensor_view(t) for t in step.outputs]
+        try:
+            KERNELS[step.kernel].run(ins, outs, step.params)
+        except (KeyError, IndexError, ValueError, TypeError, OverflowError, ZeroDivisionError) as e:
+            raise BlobError(f"step {index} ({step.name}): host kernel {step.kernel} cannot run with this blob's "
+                            f"parameters and tensors ({type(e).__name__}: {e})") from None

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ..backend_vip.target import VIPNANO_QI, NpuIdentity, Target
 from ..errors import SimError
-from ..runtime.device import (BO_READ, BO_WRITE, SOFTPIN_START_ADDRESS, STREAM_ALIGN, STREAM_MAX_BYTES,
+from ..runtime.device import (BO_READ, BO_WRITE, SOFTPIN_START_ADDRESS, STREAM_ALIGN, STREAM_MAX_BYTES, VA_END,
                               Device, DeviceBuffer, SubmitBo)
 from .cmdstream import CommandProcessor, StreamTrace
 from .memory import Memory
@@ -26,7 +26,7 @@ class SimDevice(Device):
     """A simulated NPU of ``target`` with a private GPU address space, like one etnaviv DRM file."""
 
     va_start = SOFTPIN_START_ADDRESS
-    va_end = 1 << 32
+    va_end = VA_END
 
     def __init__(self, target: Target = VIPNANO_QI) -> None:
         self.target = target

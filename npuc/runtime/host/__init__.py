@@ -12,11 +12,12 @@ time: ints, floats and 1-D int32/float32 arrays.
 
 from __future__ import annotations
 
-from . import conv, elementwise, reduce, softmax
+from . import arith, conv, lstm, movement, quantize, reduce, resize, softmax, unary
 from .kernel import HostKernel
 
 KERNELS: dict[str, HostKernel] = {
-    k.name: k for k in (*conv.KERNELS, *reduce.KERNELS, *softmax.KERNELS, *elementwise.KERNELS)
+    k.name: k for module in (conv, reduce, softmax, quantize, arith, unary, movement, resize, lstm)
+    for k in module.KERNELS
 }
 
 __all__ = ["HostKernel", "KERNELS"]

@@ -13,16 +13,31 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InputError
-from ...ir import NUMPY_DTYPES, Graph, Op
+from ...ir import NUMPY_DTYPES, Graph, Op, Tensor
 from ...passes.host_params import host_params
 from . import KERNELS
 
 
+def variable_reset_value(t: Tensor) -> np.ndarray:
+    """The value TFLite gives a variable tensor (an LSTM state) before the first run.
+
+    TFLite's ResetVariableTensor fills an int8 tensor with its zero point and
+    any other with zero bytes; a run that starts from this value matches a
+    freshly reset interpreter.
+    """
+    fill = t.quant.single_zero_point if t.dtype == "int8" and t.quant is not None else 0
+    return np.full(t.shape, fill, dtype=NUMPY_DTYPES[t.dtype])
+
+
 def bind_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
-    """Graph inputs by tensor index, checked against the IR's shapes and dtypes (InputError otherwise)."""
+    """Graph inputs (checked against the IR's shapes and dtypes, InputError otherwise) and variable tensors.
+
+    Variable tensors start from their reset value in every run.
+    """
     if len(inputs) != len(graph.inputs):
         raise InputError(f"graph {graph.name!r} takes {len(graph.inputs)} inputs, got {len(inputs)}")
-    values: dict[int, np.ndarray] = {}
+    values: dict[int, np.ndarray] = {t.index: variable_reset_value(t) for t in graph.tensors
+                                     if t.is_variable and not t.is_constant}
     for index, value in zip(graph.inputs, inputs):
         t = graph.tensors[index]
         value = np.asarray(value)

@@ -17,8 +17,9 @@ class HostKernel:
     """A CPU implementation of one TFLite operator, bit-exact with TFLite's reference kernel.
 
     ``params`` are the parameters ``npuc.passes.host_params`` folds at compile
-    time: integers (offsets, multipliers, shifts, clamp bounds), plus float32
-    scales only where TFLite's reference kernel itself computes in floating point.
+    time: integers (offsets, multipliers, shifts, clamp bounds, lookup tables),
+    plus floats only where TFLite's reference kernel itself computes in floating
+    point.
     """
 
     name: str

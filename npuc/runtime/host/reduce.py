@@ -1,11 +1,13 @@
-"""Quantized AVERAGE_POOL_2D and MEAN, as TFLite's reference kernels compute them.
+"""Quantized AVERAGE_POOL_2D and MEAN, and ARG_MAX, as TFLite's reference kernels compute them.
 
 AVERAGE_POOL_2D averages the window's values that lie inside the input (padding
 is not counted) and rounds half away from zero; it does not requantize, so
 input and output share scale and zero point.  MEAN sums over the reduced axes,
 removes the input zero point and requantizes with a multiplier into which the
 compiler already folded 1 / (number of reduced elements), exactly as TFLite's
-``QuantizedMeanOrSum`` adapts its multiplier at run time.
+``QuantizedMeanOrSum`` adapts its multiplier at run time.  ARG_MAX returns the
+first index of the largest value along one axis, as TFLite's strict comparison
+does.
 """
 
 from __future__ import annotations
@@ -59,7 +61,14 @@ def mean(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str
     store(out, scaled + p["output_zero_point"], p["act_min"], p["act_max"])
 
 
+def arg_max(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """Index of the first largest value along ``axis`` (int32 or int64 output)."""
+    out = outputs[0]
+    out[...] = np.argmax(inputs[0], axis=p["axis"]).reshape(out.shape).astype(out.dtype)
+
+
 KERNELS: tuple[HostKernel, ...] = (
     kernel("AVERAGE_POOL_2D", average_pool_2d),
     kernel("MEAN", mean),
+    kernel("ARG_MAX", arg_max),
 )
