@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import traceback
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import oracle  # noqa: E402
+from blob_tools import fix_crcs  # noqa: E402
 from npuc.errors import NpucError  # noqa: E402
 
 #: 32-bit values that stress offsets, counts, indices, dimensions and float fields (NaN, infinities, -1.0, -0.0).
@@ -90,32 +90,13 @@ def fuzz_vipbin(rng: np.random.Generator, k: int, state: dict) -> str:
         state["blob"] = compile_model(oracle.model_path("mobilenet_v1_0.25_128_quant")).blob
     raw = bytearray(mutate(rng, state["blob"]))
     if rng.random() < 0.7:
-        _fix_crcs(raw)  # mostly reach the semantic checks behind the CRCs
+        fix_crcs(raw)  # mostly reach the semantic checks behind the CRCs
     blob = vipbin.read_blob(bytes(raw), f"fuzz{k}.vipbin")
     rt = Runtime(blob, SimDevice())
     for i, info in enumerate(rt.input_infos):
         rt.set_input(i, np.zeros(info.shape, info.dtype))
     rt.run()
     return "ran"
-
-
-def _fix_crcs(raw: bytearray) -> None:
-    from npuc import vipbin
-
-    try:
-        h = vipbin.HEADER.unpack(raw)
-    except NpucError:
-        return
-    for i in range(min(h["section_count"], 64)):
-        at = h["section_table_offset"] + i * vipbin.SECTION.size
-        if at + vipbin.SECTION.size > len(raw):
-            break
-        s = vipbin.SECTION.unpack(raw, at)
-        s["crc32"] = zlib.crc32(bytes(raw[s["offset"]:s["offset"] + s["size"]]))
-        raw[at:at + vipbin.SECTION.size] = vipbin.SECTION.pack(s)
-    h["header_crc32"] = 0
-    h["header_crc32"] = zlib.crc32(vipbin.HEADER.pack(h))
-    raw[:vipbin.HEADER.size] = vipbin.HEADER.pack(h)
 
 
 def _golden_jobs(state: dict) -> list[tuple]:

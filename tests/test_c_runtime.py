@@ -46,7 +46,7 @@ from npuc.runtime.image import load_image_input
 from npuc.runtime.runtime import Runtime
 from npuc.sim.device import SimDevice
 from test_host_kernels import CASES, _inputs_for
-from test_vipbin import _fix_crcs
+from blob_tools import fix_crcs
 from tflite_builder import build_model
 
 FAKE = Path(__file__).resolve().parent / "fake_etnaviv"
@@ -490,7 +490,7 @@ def _corrupt(raw: bytes, near: list[int], rng: np.random.Generator) -> bytes:
         off, size = sections[pools[rng.integers(len(pools))]]
         for pos in rng.integers(off, off + size, rng.integers(1, 3)):
             b[pos] = int(rng.integers(256))
-    return bytes(_fix_crcs(b))
+    return bytes(fix_crcs(b))
 
 
 def _python_verdict(raw: bytes, name: str) -> str | None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blob_tools import fix_crcs
 from npuc import vipbin
 from npuc.backend_vip.target import NpuIdentity
 from npuc.errors import BlobError, LimitError
@@ -133,26 +134,6 @@ def _reject(raw: bytes | bytearray, fragment: str = "") -> str:
     return msg
 
 
-def _fix_crcs(raw: bytearray) -> bytearray:
-    """Recompute section and header CRCs so a corruption reaches the semantic checks.
-
-    Table entries that a corruption made unreadable are left alone (the reader must reject those anyway).
-    """
-    h = vipbin.HEADER.unpack(raw)
-    for i in range(min(h["section_count"], 64)):
-        at = h["section_table_offset"] + i * vipbin.SECTION.size
-        if at + vipbin.SECTION.size > len(raw):
-            break
-        s = vipbin.SECTION.unpack(raw, at)
-        s["crc32"] = zlib.crc32(bytes(raw[s["offset"]:s["offset"] + s["size"]]))
-        raw[at:at + vipbin.SECTION.size] = vipbin.SECTION.pack(s)
-    h = vipbin.HEADER.unpack(raw)
-    h["header_crc32"] = 0
-    h["header_crc32"] = zlib.crc32(vipbin.HEADER.pack(h))
-    raw[:vipbin.HEADER.size] = vipbin.HEADER.pack(h)
-    return raw
-
-
 def test_sample_is_valid_and_deterministic():
     assert vipbin.read_blob(_sample_blob()).metadata["labels"] == "a\nb\n"
     assert _sample_blob() == _sample_blob()
@@ -166,7 +147,7 @@ def test_each_header_field_is_protected(field):
     struct.pack_into("<I", raw, f.byte_offset, word ^ (1 << f.bit))
     _reject(raw)  # the header CRC catches any change
     if field not in ("header_crc32",):
-        fixed = _fix_crcs(raw)
+        fixed = fix_crcs(raw)
         # With a correct CRC the change is either caught semantically or harmless (identity, names, hash).
         try:
             vipbin.read_blob(bytes(fixed), "x.vipbin")
@@ -202,7 +183,7 @@ def test_random_byte_flips_never_escape_as_other_exceptions():
         for pos in rng.integers(0, len(b), rng.integers(1, 4)):
             b[pos] = rng.integers(0, 256)
         if rng.random() < 0.7:
-            b = _fix_crcs(b)  # mostly test the semantic checks behind the CRCs
+            b = fix_crcs(b)  # mostly test the semantic checks behind the CRCs
         try:
             vipbin.read_blob(bytes(b), "x.vipbin")
         except (BlobError, LimitError) as e:
@@ -231,4 +212,4 @@ def test_unknown_major_version_is_rejected():
     h = vipbin.HEADER.unpack(raw)
     h["format_major"] = 2
     raw[:vipbin.HEADER.size] = vipbin.HEADER.pack(h)
-    _reject(_fix_crcs(raw), "format version 2.0 is not supported")
+    _reject(fix_crcs(raw), "format version 2.0 is not supported")
