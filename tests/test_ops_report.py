@@ -10,7 +10,7 @@ import oracle
 from npuc.backend_vip.target import VIPNANO_QI
 from npuc.frontend_tflite import load_tflite
 from npuc.ops_report import render_markdown, rows
-from npuc.passes.placement import HOST, npu_refusal
+from npuc.passes.placement import npu_refusal
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "supported-ops.md"
 

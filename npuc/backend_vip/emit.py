@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .. import __version__, vipbin
 from ..errors import UnsupportedError
@@ -23,7 +22,7 @@ from ..passes.memory import TENSOR_ALIGN, MemoryPlan, constant_pool, tensor_offs
 from ..runtime.device import BO_READ, BO_WRITE, STREAM_MAX_BYTES
 from .cmdstream import StreamBuilder
 from .descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from .jobs import NHWC, PLANAR, HostCall, NNJob, Program, Ref, TPJob
+from .jobs import NHWC, HostCall, NNJob, Program, Ref, TPJob
 from .target import Target
 
 ARENA, DESCRIPTORS, COEFFICIENTS, LUTS, CONSTANTS = range(5)
