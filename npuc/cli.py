@@ -1,4 +1,4 @@
-"""Command-line entry points: ``npuc`` (compile, inspect, run) and ``npu-run``.
+"""Command-line entry points: ``npuc`` (compile, inspect, report, verify, run, ...) and ``npu-run``.
 
 Every user error is an :class:`~npuc.errors.NpucError`: the CLI prints it as one
 line on stderr and exits with its code (1, or 2 for bad usage).  Anything else
@@ -44,7 +44,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .driver import compile_model, write_atomically
     from .passes.placement import HOST, unit_counts
 
-    result = compile_model(args.model, args.target, args.labels, npu=not args.cpu_only, exact=args.exact)
+    result = compile_model(args.model, args.target, args.labels, npu=not args.cpu_only, exact=args.exact,
+                           split_steps=args.one_job_per_submit)
     write_atomically(args.output, result.blob)
     program = result.program
     counts = unit_counts(program)
@@ -67,8 +68,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect_blob import describe, render_text
 
     raw = vipbin.read_blob_file(args.blob)
-    info = describe(vipbin.read_blob(raw, str(args.blob)), raw)
+    info = describe(vipbin.read_blob(raw, str(args.blob)), raw, str(args.blob))
     print(json.dumps(info, indent=1) if args.json else render_text(info))
+    return 0
+
+
+# -- npuc report ----------------------------------------------------------------------
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import vipbin
+    from .driver import write_atomically
+    from .report_html import report
+
+    raw = vipbin.read_blob_file(args.blob)
+    page = report(vipbin.read_blob(raw, str(args.blob)), raw, str(args.blob))
+    write_atomically(args.output, page.encode("utf-8"))
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -87,31 +102,37 @@ def top_n(scores: np.ndarray, dtype: str, n: int) -> list[tuple[float, int]]:
     return [(float(values[i]), int(i)) for i in order]
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from . import vipbin
-    from .driver import read_labels_text
+def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str) -> list[np.ndarray]:
+    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one HxWx3 image input)."""
     from .runtime.image import load_image_input
-    from .runtime.runtime import Runtime
-    from .runtime.tensor_io import load_npy, parse_input_arg, save_outputs
-    from .sim.device import SimDevice
+    from .runtime.tensor_io import load_npy, parse_input_arg
 
-    blob = vipbin.load_blob(args.blob)
-    runtime = Runtime(blob, SimDevice())
-    infos = runtime.input_infos
     given: dict[int, np.ndarray] = {}
     for arg in args.input:
         k, path = parse_input_arg(arg, infos)
         given[k] = load_npy(path, infos[k])
     if args.image is not None:
         if len(infos) != 1 or len(infos[0].shape) != 4 or infos[0].shape[3] != 3:
-            raise InputError(f"{args.blob}: the model does not take a single HxWx3 image; use --input NAME=FILE.npy")
+            raise InputError(f"{source}: the model does not take a single HxWx3 image; use --input NAME=FILE.npy")
         _, h, w, _ = infos[0].shape
         given[0] = load_image_input(args.image, h, w, infos[0].dtype)
     missing = [infos[k].name for k in range(len(infos)) if k not in given]
     if missing:
-        raise UsageError(f"npu-run: no value for input(s) {', '.join(map(repr, missing))}: give an image or "
+        raise UsageError(f"{prog}: no value for input(s) {', '.join(map(repr, missing))}: give an image or "
                          f"--input NAME=FILE.npy")
-    for k, value in given.items():
+    return [given[k] for k in range(len(infos))]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import vipbin
+    from .driver import read_labels_text
+    from .runtime.runtime import Runtime
+    from .runtime.tensor_io import save_outputs
+    from .sim.device import device_like
+
+    blob = vipbin.load_blob(args.blob)
+    runtime = Runtime(blob, device_like(blob.identity))
+    for k, value in enumerate(_inputs(args, runtime.input_infos, str(args.blob), "npu-run")):
         runtime.set_input(k, value)
     outputs = runtime.run()
     out_infos = runtime.output_infos
@@ -129,6 +150,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{info.name}: {value.dtype}{list(value.shape)} min {value.min()} max {value.max()} "
                   f"(use --output-dir DIR to save it)")
     return 0
+
+
+# -- npuc verify ----------------------------------------------------------------------
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import vipbin
+    from .driver import compile_model
+    from .frontend_tflite import load_tflite
+    from .verify import check_model_hash, render, verify
+
+    graph = load_tflite(args.model)
+    if args.blob is not None:
+        blob = vipbin.load_blob(args.blob)
+        check_model_hash(blob, args.model, args.blob)
+        name = str(args.blob)
+    else:
+        blob = vipbin.read_blob(compile_model(args.model, args.target, split_steps=True).blob, str(args.model))
+        name = f"{args.model} (compiled, one job per submit)"
+    result = verify(args.model, blob, name, graph,
+                    lambda runtime: _inputs(args, runtime.input_infos, str(args.model), "npuc verify"), args.target)
+    print(render(result))
+    return 0 if result.passed else 1
 
 
 # -- npuc ops -------------------------------------------------------------------------
@@ -177,6 +220,8 @@ def _npuc_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", type=Path, help="labels file to embed in the blob")
     c.add_argument("--cpu-only", action="store_true",
                    help="run every operator on the host CPU (bit-exact with TFLite's reference kernels)")
+    c.add_argument("--one-job-per-submit", action="store_true",
+                   help="give every NPU job its own submit, so that npuc verify can compare every layer")
     c.add_argument("--exact", action="store_true",
                    help="keep on the NPU only what it computes bit-identically to TFLite (views, layout changes, "
                         "padding, table lookups); for models whose outputs a one-step difference can change, "
@@ -186,6 +231,21 @@ def _npuc_parser() -> argparse.ArgumentParser:
     i.add_argument("blob", type=Path)
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(fn=cmd_inspect)
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a .vipbin (time, bytes, placement, "
+                                       "memory map)")
+    rp.add_argument("blob", type=Path)
+    rp.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
+    rp.set_defaults(fn=cmd_report)
+    v = sub.add_parser("verify", help="run a model on the simulated NPU and compare every layer with TFLite's "
+                                      "reference kernels; exit status 1 when the output disagrees")
+    v.add_argument("model", type=Path, help="the .tflite model")
+    v.add_argument("--image", type=Path, help="image file for a single image input")
+    v.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="value of input NAME (tensor name or position) from a .npy file; repeat for each input")
+    v.add_argument("--blob", type=Path, help="a .vipbin compiled from MODEL (default: compile it, one job per "
+                                             "submit)")
+    v.add_argument("--target", default="vipnano-qi", help="NPU target when compiling (default vipnano-qi)")
+    v.set_defaults(fn=cmd_verify)
     o = sub.add_parser("ops", help="list the operators npuc compiles and where they run")
     o.add_argument("--target", default="vipnano-qi")
     o.add_argument("--markdown", action="store_true", help="a markdown table (docs/supported-ops.md)")

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import __version__, vipbin
 from .backend_vip.fields import Layout
+from .backend_vip.target import customer_id_aliases
 from .driver import write_atomically
 from .errors import BlobError, DeviceError, InputError, LimitError, NpucError, UnsupportedError, UsageError
 from .runtime import etnaviv_uapi as uapi
@@ -48,7 +49,7 @@ ERROR_MESSAGE_BYTES = 1024
 #: zlib's CRC-32 (the checksum of .vipbin headers and sections): reflected polynomial.
 CRC32_POLYNOMIAL = 0xEDB88320
 #: Identity fields a device's core must match (GET_PARAM), the ones
-#: :func:`npuc.backend_vip.target.target_for_identity` matches too.
+#: :func:`npuc.backend_vip.target.same_core` matches too (customer ids up to the targets' aliases).
 MATCHED_IDENTITY = ("model", "revision", "customer_id")
 #: Name of the blob file ``--embed`` copies next to the sources.
 EMBEDDED_BLOB_NAME = "embedded.vipbin"
@@ -138,8 +139,9 @@ def context(embed_size: int | None = None) -> dict[str, Any]:
             "render_prefix": uapi.RENDER_NODE_PREFIX, "render_first": uapi.RENDER_MINOR_FIRST,
             "render_count": uapi.RENDER_MINOR_COUNT,
         },
-        "matched_identity": [{"field": f, "param": f.upper(), "versioned": f.upper() in uapi.VERSIONED_PARAMS}
-                             for f in MATCHED_IDENTITY],
+        "matched_identity": [{"field": f, "param": f.upper(), "versioned": f.upper() in uapi.VERSIONED_PARAMS,
+                              "customer": f == "customer_id"} for f in MATCHED_IDENTITY],
+        "customer_aliases": customer_id_aliases(),
         "embed": embed_size is not None,
         "embed_name": EMBEDDED_BLOB_NAME,
         "embed_size": embed_size or 0,

@@ -1,7 +1,8 @@
 """Mesa's golden submits as test fixtures: jobs, buffers at their addresses, TFLite's tensors.
 
 ``/work/shared/golden/<set>/<model>/`` holds what Mesa handed the kernel for one
-inference (README there).  This module turns it into what the simulator
+inference (README there); a set is one NPU (``GOLDEN_SETS``, by npuc target
+name; functions default to the A311D's).  This module turns it into what the simulator
 tests need: the list of jobs with their addresses, a :class:`Memory` per
 submit with every buffer at its ``presumed`` GPU address (kept bytes for
 descriptors and coefficients, zeros elsewhere), and for an NN job the planar
@@ -12,6 +13,7 @@ produce, so that a job can be run in isolation and compared layer by layer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,10 +21,13 @@ from pathlib import Path
 import numpy as np
 
 import oracle
+from npuc.backend_vip.descriptors import NN_DESCRIPTOR
 from npuc.runtime.image import load_image_input
 from npuc.sim.memory import Memory
 
-GOLDEN = oracle.SHARED / "golden" / "mesa-25.0.7-vipnano-qi"
+GOLDEN_SETS = {"vipnano-qi": oracle.SHARED / "golden" / "mesa-25.0.7-vipnano-qi",
+               "vipnano-si-plus": oracle.SHARED / "golden" / "mesa-25.0.7-vipnano-si-plus"}
+V7, V8 = "vipnano-qi", "vipnano-si-plus"
 GOLDEN_MODELS = ["mobilenet_quant_v1_224", "mobilenet_v2_1.0_224_quant"]
 GOLDEN_IMAGE = oracle.IMAGES / "grace_hopper.bmp"
 
@@ -43,21 +48,22 @@ class GoldenJob:
     coef_used_bytes: int | None
     input_address: int
     output_address: int
+    golden: str = V7
 
     @property
     def name(self) -> str:
         return f"{self.model}/{self.submit}/op{self.op_index}-{self.kind}-{self.role}"
 
 
-def model_dir(model: str) -> Path:
-    return GOLDEN / model
+def model_dir(model: str, golden: str = V7) -> Path:
+    return GOLDEN_SETS[golden] / model
 
 
 @lru_cache(maxsize=None)
-def golden_jobs(model: str) -> tuple[GoldenJob, ...]:
+def golden_jobs(model: str, golden: str = V7) -> tuple[GoldenJob, ...]:
     """Every job of the model's golden submits, in submission order."""
     jobs = []
-    for entry in json.loads((model_dir(model) / "jobs.json").read_text()):
+    for entry in json.loads((model_dir(model, golden) / "jobs.json").read_text()):
         if entry.get("init"):
             continue
         low = entry["lowered"]
@@ -68,12 +74,13 @@ def golden_jobs(model: str) -> tuple[GoldenJob, ...]:
                 op_name=low["tflite_op_name"], role=low.get("tp_role") or low["teflon_type"],
                 desc_address=int(j["inst_addr"], 16), desc_bo=j["config_bo"],
                 coef_bo=coef["bo"] if coef else None, coef_used_bytes=coef["used_bytes"] if coef else None,
-                input_address=int(j["input"]["addr"], 16), output_address=int(j["output"]["addr"], 16)))
+                input_address=int(j["input"]["addr"], 16), output_address=int(j["output"]["addr"], 16),
+                golden=golden))
     return tuple(jobs)
 
 
-def nn_jobs(model: str) -> list[GoldenJob]:
-    return [j for j in golden_jobs(model) if j.kind == "NN"]
+def nn_jobs(model: str, golden: str = V7) -> list[GoldenJob]:
+    return [j for j in golden_jobs(model, golden) if j.kind == "NN"]
 
 
 @lru_cache(maxsize=None)
@@ -81,18 +88,18 @@ def tflite_ops(model: str) -> tuple[dict, ...]:
     return tuple(json.loads((model_dir(model) / "tflite_ops.json").read_text()))
 
 
-def bo_bytes(model: str, submit: str, bo: int) -> bytes:
-    return (model_dir(model) / submit / f"bo_{bo:03d}.bin").read_bytes()
+def bo_bytes(model: str, submit: str, bo: int, golden: str = V7) -> bytes:
+    return (model_dir(model, golden) / submit / f"bo_{bo:03d}.bin").read_bytes()
 
 
-def submit_memory(model: str, submit: str) -> Memory:
+def submit_memory(model: str, submit: str, golden: str = V7) -> Memory:
     """A fresh Memory with every buffer of the submit at its presumed address."""
-    info = json.loads((model_dir(model) / submit / "submit.json").read_text())
+    info = json.loads((model_dir(model, golden) / submit / "submit.json").read_text())
     mem = Memory()
     for bo in info["bos"]:
         data = np.zeros(bo["size"], dtype=np.uint8)
         if bo["file"]:
-            kept = np.frombuffer((model_dir(model) / submit / bo["file"]).read_bytes(), dtype=np.uint8)
+            kept = np.frombuffer((model_dir(model, golden) / submit / bo["file"]).read_bytes(), dtype=np.uint8)
             data[:kept.size] = kept
         mem.map(bo["presumed"], data, f"bo{bo['index']}")
     return mem
@@ -175,10 +182,50 @@ def expected_output(job: GoldenJob) -> np.ndarray:
 def is_reshuffled(job: GoldenJob) -> bool:
     """True when a TP reshuffle of the same operator feeds the NN job (Mesa's stride-2 rewrite)."""
     return any(j.kind == "TP" and j.role == "reshuffle" and j.op_index == job.op_index and j.submit == job.submit
-               for j in golden_jobs(job.model))
+               for j in golden_jobs(job.model, job.golden))
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> tuple[float, int]:
     """(percentage of exactly equal values, largest absolute difference)."""
     diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
     return 100.0 * float((diff == 0).mean()), int(diff.max())
+
+
+#: docs/mesa-differences.md: what npuc deliberately writes differently from Mesa, with tables the tests parse.
+DIFFERENCES = Path(__file__).resolve().parents[1] / "docs" / "mesa-differences.md"
+#: Descriptor fields that hold addresses (never compared: every submit places buffers elsewhere).
+ADDRESSES = {"kernel_address", "in_image_address", "out_image_address"}
+
+
+def documented_differences(heading: str) -> dict[str, set[str]]:
+    """The table under the heading that starts with ``heading`` in docs/mesa-differences.md: field -> operator
+    kinds ("all" for any)."""
+    text = DIFFERENCES.read_text()
+    start = text.index("\n" + heading)
+    table = text[start + 1:].split("\n", 1)[1].split("\n#", 1)[0]
+    rows: dict[str, set[str]] = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        kinds = {k.strip().strip("`") for k in cells[1].split(",")}
+        for name in re.findall(r"`([a-z0-9_]+)`", cells[0]):
+            rows[name] = kinds
+    return rows
+
+
+def undocumented_differences(ours: dict[str, int], mesa: dict[str, int], documented: dict[str, set[str]],
+                             op_name: str) -> tuple[list[str], list[str]]:
+    """(differing descriptor fields, those the documented table does not allow for ``op_name``)."""
+    differing = [f.name for f in NN_DESCRIPTOR.fields if f.name not in ADDRESSES and ours[f.name] != mesa[f.name]]
+    allowed = lambda name: bool({"all", op_name} & documented.get(name, set()))  # noqa: E731
+    return differing, [f"{n}: npuc {ours[n]}, Mesa {mesa[n]}" for n in differing if not allowed(n)]
+
+
+#: What makes two NN jobs the same computation: kernel shape, input and output channels, pooling, depthwise mode.
+STRUCTURE_FIELDS = ("kernel_xy_size", "kernel_y_size", "kernel_z_size", "out_image_z_size", "pooling", "depthwise")
+
+
+def compiled_alike(ours: dict[str, int], mesa: dict[str, int]) -> bool:
+    """npuc's job and Mesa's have the same structure (so every other field can be compared)."""
+    return all(ours.get(k, 0) == mesa[k] for k in STRUCTURE_FIELDS)

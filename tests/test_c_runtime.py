@@ -2,12 +2,15 @@
 
 The generated sources are built with ``gcc -std=c11 -Wall -Wextra -Werror`` and run under
 ``tests/fake_etnaviv``: an LD_PRELOAD library that answers the etnaviv ioctls as the kernel does for the
-A311D's NPU and hands every submit to npuc's simulator.  The checks:
+A311D's NPU (or, given FAKE_ETNAVIV_MODEL and friends, another core) and hands every submit to npuc's
+simulator.  The checks:
 
 * the etnaviv UAPI declarations give the ioctl numbers and sizes the UAPI documentation lists;
 * the C ``npu-run`` prints the Python ``npu-run``'s top 5, and its output tensors are byte-identical to
   the Python :class:`~npuc.runtime.runtime.Runtime`'s for every MobileNet and every image (and for raw
   inputs, image formats, the embedded-blob build, and every host kernel the C runtime has);
+* a blob for the i.MX 8M Plus runs on the fake device reporting either of that core's customer ids, byte
+  for byte as in Python, and the A311D's identity refuses it;
 * a blob needing a host kernel the C runtime lacks is refused by name before any device is opened;
 * device faults (no node, another driver, no softpin, a refused submit, a simulator error) are one-line
   errors;
@@ -33,7 +36,7 @@ import pytest
 
 import oracle
 from npuc import vipbin
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS
 from npuc.cli import npu_run_main
 from npuc.cruntime import HOST_KERNELS
 from npuc.driver import compile_model
@@ -235,6 +238,35 @@ def test_outputs_identical_for_every_mobilenet_and_image(npu_run, fake, blobs, t
             stdout, stderr = c.communicate(timeout=300)
             assert c.returncode == 0 and not stderr and not stdout, stderr
             _assert_same_outputs(out, want, f"{model} on {image.name}")
+
+
+def _v8_env(fake: Path, customer_id: int) -> dict[str, str]:
+    """The fake device reporting the i.MX 8M Plus's core (customer ``customer_id``), simulated as such."""
+    i = VIPNANO_SI_PLUS.identity
+    return _env(fake, FAKE_ETNAVIV_MODEL=hex(i.model), FAKE_ETNAVIV_REVISION=hex(i.revision),
+                FAKE_ETNAVIV_PRODUCT_ID=hex(i.product_id), FAKE_ETNAVIV_CUSTOMER_ID=hex(customer_id),
+                FAKE_ETNAVIV_ECO_ID=hex(i.eco_id))
+
+
+def test_v8_blob_runs_on_both_imx8mp_identities_and_not_on_the_a311d(npu_run, fake, blobs, tmp_path):
+    """The i.MX 8M Plus reports customer 0x9f or 0xa0 (two hwdb rows): a v8 blob runs on either, byte for byte
+    as the Python runtime runs it, and the A311D refuses it (as an i.MX 8M Plus refuses a v7 blob)."""
+    model, image = "mobilenet_v1_0.25_128_quant", oracle.IMAGES / "grace_hopper.bmp"
+    path = tmp_path / "v8.vipbin"
+    path.write_bytes(compile_model(oracle.model_path(model), VIPNANO_SI_PLUS.name).blob)
+    blob = vipbin.load_blob(path)
+    runtime = Runtime(blob, SimDevice(VIPNANO_SI_PLUS))
+    info = runtime.input_infos[0]
+    want = _python_outputs(runtime, [load_image_input(image, info.shape[1], info.shape[2], info.dtype)])
+    for customer in (0x9F, 0xA0):
+        out = tmp_path / f"out-{customer:x}"
+        out.mkdir()
+        c = _run(npu_run, "-n", "0", "--output-dir", out, path, image, env=_v8_env(fake, customer))
+        assert c.returncode == 0 and not c.stderr, c.stderr
+        _assert_same_outputs(out, want, f"{model} for vipnano-si-plus on customer {customer:#x}")
+    _runtime_error(_run(npu_run, path, image, env=_env(fake)), "no etnaviv NPU matches vipnano-si-plus",
+                   f"customer {VIPNANO_SI_PLUS.identity.customer_id:#x}")
+    _runtime_error(_run(npu_run, blobs[model], image, env=_v8_env(fake, 0xA0)), "no etnaviv NPU matches vipnano-qi")
 
 
 def test_blob_needing_other_host_kernels_is_refused_before_any_ioctl(npu_run, fake, tmp_path):

@@ -3,7 +3,8 @@
 * Per layer: each operator of the four uint8 MobileNets that goes to the NPU
   is run in isolation on the simulator (tests/lowering_harness.py) from
   TFLite's input tensors and compared with TFLite's output (>= 99 % exact, at
-  most 2 steps off); one-operator models cover what MobileNets lack.
+  most 2 steps off); one-operator models cover what MobileNets lack.  Both
+  targets (v7 and v8 NN cores) are held to these bars.
 * Mesa: npuc's descriptors equal Mesa's golden ones field by field wherever a
   layer is compiled the same way, except for the differences
   docs/mesa-differences.md lists; Mesa's golden coefficient buffers decode to
@@ -14,11 +15,9 @@
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections import defaultdict
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,12 +25,12 @@ import tflite
 
 import golden_jobs as G
 import oracle
-from lowering_harness import LayerResult, encode, op_steps, run_op, verify_op
+from lowering_harness import LayerResult, encode, nn_jobs_by_op, op_steps, run_op, verify_op
 from npuc.backend_vip import perf
 from npuc.backend_vip.coeffs_v7 import decode_coefficients_v7
 from npuc.backend_vip.descriptors import NN_CACHE_NONE, NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
 from npuc.backend_vip.jobs import NNJob, Program
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target, get_target
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import requant, stride2, tiling
 from npuc.passes.lower_add import add_weights
@@ -42,19 +41,21 @@ from npuc.runtime.image import load_image_input
 from tflite_builder import OpSpec, Option, T, build_model
 
 TARGET = VIPNANO_QI
+#: The per-layer bars hold on every NN core generation.
+TARGETS = [VIPNANO_QI, VIPNANO_SI_PLUS]
+#: The heading of the v7 table in docs/mesa-differences.md.
+V7_TABLE = "### NN descriptor fields where npuc writes"
 UINT8_MOBILENETS = [m for m in oracle.MOBILENETS if not m.startswith("tf2_")]
 IMAGES = ["grace_hopper.bmp", "cat.bmp"]
 CONV_LIKE = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "FULLY_CONNECTED", "MEAN"}
-DIFFERENCES = Path(__file__).resolve().parents[1] / "docs" / "mesa-differences.md"
-ADDRESSES = {"kernel_address", "in_image_address", "out_image_address"}
 AF = tflite.ActivationFunctionType
 PAD = tflite.Padding
 
 
 @lru_cache(maxsize=None)
-def lowered(model: str) -> Program:
+def lowered(model: str, target: str = TARGET.name) -> Program:
     g = load_tflite(oracle.model_path(model))
-    return lower_graph(g, g.topological_order(), TARGET)
+    return lower_graph(g, g.topological_order(), get_target(target))
 
 
 @lru_cache(maxsize=None)
@@ -64,40 +65,36 @@ def reference(model: str, image: str) -> dict[int, np.ndarray]:
     return oracle.run_reference_all(oracle.model_path(model), [load_image_input(oracle.IMAGES / image, *shape[1:3])])
 
 
-_COEFFICIENTS: dict[str, dict[int, bytes]] = defaultdict(dict)
+_COEFFICIENTS: dict[tuple[str, str] | str, dict[int, bytes]] = defaultdict(dict)
 
 
 def npu_ops(program: Program) -> list[int]:
     return [op.index for op in program.graph.ops if op_steps(program, op.index)]
 
 
-def nn_jobs_by_op(program: Program) -> dict[int, list[NNJob]]:
-    out = defaultdict(list)
-    for s in program.steps:
-        if isinstance(s, NNJob):
-            out[s.op].append(s)
-    return out
-
 
 # -- per layer against TFLite ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 @pytest.mark.parametrize("model", UINT8_MOBILENETS)
-def test_every_convolution_like_op_is_lowered(model):
-    program = lowered(model)
+def test_every_convolution_like_op_is_lowered(model, target):
+    program = lowered(model, target.name)
     host = [program.op(i).name for i, (unit, _) in program.units.items()
             if unit == HOST and program.op(i).opcode in CONV_LIKE]
     assert host == []
 
 
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 @pytest.mark.parametrize("image", IMAGES)
 @pytest.mark.parametrize("model", UINT8_MOBILENETS)
-def test_every_npu_layer_matches_tflite(model, image):
-    program = lowered(model)
+def test_every_npu_layer_matches_tflite(model, image, target: Target):
+    program = lowered(model, target.name)
     values = reference(model, image)
-    rows: list[LayerResult] = [verify_op(program, op, values, TARGET, coefficients=_COEFFICIENTS[model])
+    cache = _COEFFICIENTS[model] if target is TARGET else _COEFFICIENTS[(model, target.name)]
+    rows: list[LayerResult] = [verify_op(program, op, values, target, coefficients=cache)
                                for op in npu_ops(program)]
-    print(f"\n{model} on {image}: op, lowering, exact, max diff, coefficient bytes, jobs, time\n"
+    print(f"\n{model} on {image} for {target.name}: op, lowering, exact, max diff, coefficient bytes, jobs, time\n"
           + "\n".join(r.row() for r in rows))
     for r in rows:
         assert r.max_diff <= 2, f"{model} op {r.op} {r.opcode}: a value is {r.max_diff} steps off"
@@ -239,19 +236,20 @@ SINGLE_OPS = {
 }
 
 
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 @pytest.mark.parametrize("case", sorted(SINGLE_OPS))
-def test_single_op_models_match_tflite(case, tmp_path):
+def test_single_op_models_match_tflite(case, target, tmp_path):
     rng = np.random.default_rng(zlib.crc32(case.encode()))
     tensors, spec, ins, outs = SINGLE_OPS[case](rng)
     path = tmp_path / f"{case}.tflite"
     path.write_bytes(build_model(tensors, spec, ins, outs))
     g = load_tflite(path)
-    program = lower_graph(g, g.topological_order(), TARGET)
+    program = lower_graph(g, g.topological_order(), target)
     assert program.units[0][0] != HOST, program.units[0]
     for _ in range(2):
         x = [_u8(rng, g.tensors[t].shape) for t in g.inputs]
         values = oracle.run_reference_all(path, x)
-        r = verify_op(program, 0, values, TARGET)
+        r = verify_op(program, 0, values, target)
         assert r.max_diff <= 2 and r.exact >= 99.0, f"{case}: {r.row()}"
 
 
@@ -284,31 +282,10 @@ def test_reshuffled_weights_follow_space_to_depth():
 # -- agreement with Mesa -------------------------------------------------------------------------------------
 
 
-def documented_differences() -> dict[str, set[str]]:
-    """Rows of the NN descriptor table in docs/mesa-differences.md: field -> operator kinds ("all" for any)."""
-    text = DIFFERENCES.read_text()
-    section = text.split("## NN jobs", 1)[1].split("\n## ", 1)[0]
-    table = section.split("### NN descriptor fields", 1)[1]
-    rows: dict[str, set[str]] = {}
-    for line in table.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 3 or not cells[0].startswith("`"):
-            continue
-        kinds = {k.strip().strip("`") for k in cells[1].split(",")}
-        for name in re.findall(r"`([a-z0-9_]+)`", cells[0]):
-            rows[name] = kinds
-    return rows
-
-
-def compiled_alike(ours: dict[str, int], mesa: dict[str, int]) -> bool:
-    """Same job structure: kernel shape, input channels, output channels and pooling."""
-    keys = ("kernel_xy_size", "kernel_y_size", "kernel_z_size", "out_image_z_size", "pooling")
-    return all(ours[k] == mesa[k] for k in keys)
-
 
 @pytest.mark.parametrize("model", G.GOLDEN_MODELS)
 def test_descriptors_equal_mesas_except_documented_differences(model):
-    documented = documented_differences()
+    documented = G.documented_differences(V7_TABLE)
     assert documented, "docs/mesa-differences.md has no NN descriptor table"
     jobs = nn_jobs_by_op(lowered(model))
     compared, seen, pointwise = 0, defaultdict(set), 0
@@ -320,19 +297,15 @@ def test_descriptors_equal_mesas_except_documented_differences(model):
             assert not is_pointwise, f"{gj.name}: npuc splits a pointwise convolution that Mesa runs as one job"
             continue
         ours = NN_DESCRIPTOR.unpack(NN_DESCRIPTOR.pack(ours_jobs[0].desc))
-        if not compiled_alike(ours, mesa):
+        if not G.compiled_alike(ours, mesa):
             assert not is_pointwise, f"{gj.name}: npuc lowers a pointwise convolution differently from Mesa"
             continue
         compared += 1
         pointwise += is_pointwise
-        for f in NN_DESCRIPTOR.fields:
-            if f.name in ADDRESSES or ours[f.name] == mesa[f.name]:
-                continue
-            kinds = documented.get(f.name, set())
-            assert "all" in kinds or gj.op_name in kinds, (
-                f"{gj.name}: {f.name} is {ours[f.name]}, Mesa writes {mesa[f.name]}, and "
-                f"docs/mesa-differences.md does not list it for {gj.op_name}")
-            seen[f.name].add(gj.op_name)
+        differing, undocumented = G.undocumented_differences(ours, mesa, documented, gj.op_name)
+        assert not undocumented, f"{gj.name}: not in docs/mesa-differences.md for {gj.op_name}: {undocumented}"
+        for name in differing:
+            seen[name].add(gj.op_name)
     print(f"\n{model}: {compared} layers compared ({pointwise} pointwise); differences: {dict(seen)}")
     # Pointwise convolutions are lowered exactly as Mesa lowers them, so every one of them is compared.
     assert pointwise == sum(1 for gj in G.nn_jobs(model) if gj.op_name == "CONV_2D" and
@@ -356,7 +329,7 @@ def test_golden_coefficients_decode_to_npuc_kernels(model):
                 assert np.array_equal(block, job.weights[:n]), gj.name
                 assert np.array_equal(mesa.biases[first:first + n], job.biases[:n]), gj.name
                 checked[gj.op_name] += 1
-            elif gj.op_name == "CONV_2D" and compiled_alike(job.desc, mesa_desc):
+            elif gj.op_name == "CONV_2D" and G.compiled_alike(job.desc, mesa_desc):
                 assert np.array_equal(mesa.weights[:oc], job.weights[:oc]), gj.name
                 assert np.array_equal(mesa.biases[:oc], job.biases[:oc]), gj.name
                 assert np.array_equal(mesa.trailers[:oc], job.trailers[:oc]), gj.name

@@ -1,5 +1,7 @@
 """Mesa's golden submits replayed on the simulator classify like TFLite's reference kernels.
 
+Both golden sets: the A311D's (v7 NN cores) and the i.MX 8M Plus's (v8).
+
 The simulator gets exactly what Mesa gave the kernel (buffers at their recorded
 addresses, descriptors, coefficients, command streams) plus the input image;
 the CPU's share of the model (average pool, reshape, softmax) runs on npuc's
@@ -17,30 +19,34 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
+import golden_jobs as G
 import oracle
+from npuc.backend_vip.target import get_target
 from npuc.errors import InputError
 from npuc.frontend_tflite import load_tflite
 from npuc.runtime.image import load_image_input
 from npuc.sim.golden import load_golden
 from npuc.sim.replay_mesa import MesaReplay, format_results, main, top_results
 
-GOLDEN = oracle.SHARED / "golden" / "mesa-25.0.7-vipnano-qi"
+GOLDEN = G.GOLDEN_SETS[G.V7]
 MODELS = ["mobilenet_quant_v1_224", "mobilenet_v2_1.0_224_quant"]
 #: TFLite classes whose scores lie this many quantization steps below the best still count as its top-1.
 TIE_STEPS = 4
 
 
 @lru_cache(maxsize=None)
-def replay(model: str) -> MesaReplay:
-    return MesaReplay(load_golden(GOLDEN / model), load_tflite(oracle.model_path(model)))
+def replay(model: str, target: str = G.V7) -> MesaReplay:
+    return MesaReplay(load_golden(G.model_dir(model, target)), load_tflite(oracle.model_path(model)),
+                      get_target(target))
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("target", list(G.GOLDEN_SETS))
 @pytest.mark.parametrize("image", oracle.all_images(), ids=lambda p: p.stem)
 @pytest.mark.parametrize("model", MODELS)
-def test_replay_top1_matches_tflite(model, image):
+def test_replay_top1_matches_tflite(model, image, target):
     x = load_image_input(image, 224, 224, "uint8")
-    got = replay(model).run([x])[0].reshape(-1)
+    got = replay(model, target).run([x])[0].reshape(-1)
     want = oracle.run_reference(oracle.model_path(model), [x])[0].reshape(-1).astype(int)
     best = set(np.flatnonzero(want >= want.max() - TIE_STEPS).tolist())
     top1 = top_results(got, 1)[0][1]

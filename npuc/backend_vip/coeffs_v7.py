@@ -42,16 +42,15 @@ coefficients decode in a fraction of a second.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..errors import SimError
-from .descriptors import NN_DESCRIPTOR
+from .decode_cache import DecodeCache, as_bytes
+from .descriptors import kernel_z
 from .fields import Layout, fields_from_rows
 from .target import Target
 
@@ -108,9 +107,7 @@ class KernelGeometry:
 
     @classmethod
     def from_descriptor(cls, desc: Mapping[str, int]) -> "KernelGeometry":
-        z_low_bits = NN_DESCRIPTOR["kernel_z_size"].width  # kernel_z_size2 holds the bits above
-        return cls(kernel_x=desc["kernel_xy_size"], kernel_y=desc["kernel_y_size"],
-                   kernel_z=desc["kernel_z_size"] | desc["kernel_z_size2"] << z_low_bits,
+        return cls(kernel_x=desc["kernel_xy_size"], kernel_y=desc["kernel_y_size"], kernel_z=kernel_z(desc),
                    out_channels=desc["out_image_z_size"], kernels_per_superblock=desc["kernels_per_core"],
                    in_image_x_size=desc["in_image_x_size"], zero_point=desc["coef_zero_point"])
 
@@ -134,16 +131,22 @@ class KernelGeometry:
 
     def check(self, target: Target, job: str) -> None:
         """Refuse shapes the format (or the simulator's memory) cannot hold."""
-        for name, value in (("kernel_xy_size", self.kernel_x), ("kernel_y_size", self.kernel_y)):
-            if not 1 <= value <= target.kernel_size_max:
-                raise SimError(f"{job}: {name} {value} outside 1..{target.kernel_size_max}")
-        for name, value in (("kernel_z_size", self.kernel_z), ("out_image_z_size", self.out_channels),
-                            ("kernels_per_core", self.kernels_per_superblock)):
-            if value < 1:
-                raise SimError(f"{job}: {name} is 0")
+        check_kernel_fields(self, target, job)
         weights = self.slots(target) * self.kernel_z * self.kernel_x * self.kernel_y
         if weights > MAX_DECODED_WEIGHTS:
             raise SimError(f"{job}: {weights} coefficients exceed the simulator's limit of {MAX_DECODED_WEIGHTS}")
+
+
+def check_kernel_fields(geo: "KernelGeometry | Any", target: Target, job: str) -> None:
+    """The descriptor's kernel fields every coefficient format needs: sizes within the target's kernel
+    limit, at least one input channel, output channel and kernel per superblock (SimError naming ``job``)."""
+    for name, value in (("kernel_xy_size", geo.kernel_x), ("kernel_y_size", geo.kernel_y)):
+        if not 1 <= value <= target.kernel_size_max:
+            raise SimError(f"{job}: {name} {value} outside 1..{target.kernel_size_max}")
+    for name, value in (("kernel_z_size", geo.kernel_z), ("out_image_z_size", geo.out_channels),
+                        ("kernels_per_core", geo.kernels_per_superblock)):
+        if value < 1:
+            raise SimError(f"{job}: {name} is 0")
 
 
 @dataclass(frozen=True)
@@ -263,20 +266,14 @@ class DecodedKernels:
 def buffer_size(header: bytes | np.ndarray, target: Target, job: str = "coefficients") -> int:
     """Bytes of a coefficient buffer (size table + streams), read from its size table."""
     table = core_size_table(target)
-    data = _as_bytes(header)
+    data = as_bytes(header)
     if len(data) < table.size:
         raise SimError(f"{job}: coefficient buffer of {len(data)} bytes is shorter than its size table")
     sizes = table.unpack(data)
     return table.size + sum(sizes[f"core{c}_bytes"] for c in range(target.nn_cores))
 
 
-def _as_bytes(buf: bytes | bytearray | memoryview | np.ndarray) -> bytes | memoryview:
-    if isinstance(buf, np.ndarray):
-        return memoryview(np.ascontiguousarray(buf, dtype=np.uint8)).cast("B")
-    return buf
-
-
-_CACHE: OrderedDict[tuple, DecodedKernels] = OrderedDict()
+_CACHE = DecodeCache(DECODE_CACHE_ENTRIES)
 
 
 def decode_coefficients_v7(buf: bytes | np.ndarray, desc: Mapping[str, int], target: Target,
@@ -291,21 +288,12 @@ def decode_coefficients_v7(buf: bytes | np.ndarray, desc: Mapping[str, int], tar
     """
     geo = KernelGeometry.from_descriptor(desc)
     geo.check(target, job)
-    data = np.frombuffer(_as_bytes(buf), dtype=np.uint8)
+    data = np.frombuffer(as_bytes(buf), dtype=np.uint8)
     total = buffer_size(data, target, job)
     if total > data.size:
         raise SimError(f"{job}: size table announces {total} bytes, the buffer holds {data.size}")
     used = data[:total]
-    key = (hashlib.blake2b(used, digest_size=16).digest(), geo, target)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
-    decoded = _decode(used, geo, target, job)
-    _CACHE[key] = decoded
-    if len(_CACHE) > DECODE_CACHE_ENTRIES:
-        _CACHE.popitem(last=False)
-    return decoded
+    return _CACHE.get_or_decode(used, (geo, target), lambda: _decode(used, geo, target, job))
 
 
 def _core_layout(data: np.ndarray, geo: KernelGeometry, target: Target, job: str) -> tuple[int, ...]:
@@ -523,6 +511,11 @@ class CoefficientEncoding:
     @property
     def total_bytes(self) -> int:
         return core_size_table(self.target).size + int(self.core_bytes.sum())
+
+    @property
+    def cache_bytes(self) -> int:
+        """What the SRAM kernel cache holds: the largest core stream times the cores used (Mesa's figure)."""
+        return int(self.core_bytes.max()) * self.geo.cores_used(self.target)
 
     def pack(self) -> bytes:
         cores = self.geo.cores_used(self.target)

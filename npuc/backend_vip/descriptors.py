@@ -12,6 +12,8 @@ unpack them, and the C runtime template renders its accessors from them.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from .fields import Composite, Layout, Part, fields_from_rows
 
 # fmt: off
@@ -106,6 +108,13 @@ NN_CONSTANTS = {
 
 NN_DESCRIPTOR = Layout("nn_descriptor", 34, fields_from_rows(_NN_ROWS), _NN_COMPOSITES, NN_CONSTANTS,
                        doc="136-byte NN (convolution) job descriptor")
+
+
+
+def kernel_z(desc: Mapping[str, int]) -> int:
+    """Input channels of an NN job's kernels: the descriptor splits counts above 14 bits over two fields."""
+    return desc["kernel_z_size"] | desc.get("kernel_z_size2", 0) << NN_DESCRIPTOR["kernel_z_size"].width
+
 
 #: NN pooling field values (vipnano-nn.md 2.1).
 NN_POOLING_NONE = 0

@@ -16,6 +16,18 @@ from dataclasses import dataclass
 from ..errors import UsageError
 
 
+#: Coefficient buffer formats (``Target.coef_format``): npuc/backend_vip/coeffs_v7.py and coeffs_v8.py.
+COEF_ZERO_RUN = "zero-run"
+COEF_HUFFMAN = "huffman"
+#: Mesa's tiling rules (``Target.tiling_rule``, vipnano-nn.md 5.1 and 5.2).
+TILING_V7 = "v7"
+TILING_V8 = "v8"
+#: ADD/SUB lowerings (``Target.add_lowering``, vipnano-nn.md 6.7): one kernel over the two inputs as two
+#: planes (v7), or a 1x1 convolution over the inputs' channels concatenated, a weight pair per channel (v8).
+ADD_TWO_PLANES = "two-planes"
+ADD_CHANNEL_PAIRS = "channel-pairs"
+
+
 @dataclass(frozen=True)
 class NpuIdentity:
     """What the etnaviv kernel reports for the core (GET_PARAM), used to match blobs to devices."""
@@ -25,6 +37,25 @@ class NpuIdentity:
     product_id: int
     customer_id: int
     eco_id: int
+
+
+@dataclass(frozen=True)
+class HostCpu:
+    """What the performance model assumes of the CPU that runs HOST steps (estimates, not measurements).
+
+    Defaults: a Cortex-A73 core of the A311D at 2.2 GHz running TFLite-class optimized kernels; the
+    MAC rate is TFLite + XNNPACK's published MobileNet v1 time on that core (anchors.md: 568.7 M MACs
+    in 31.2 ms), the rest are rough per-element costs (docs/performance-model.md).
+    """
+
+    name: str = "Cortex-A73 at 2.2 GHz"
+    clock_hz: int = 2_200_000_000
+    call_cycles: int = 2200                  # per host step: dispatch, cache maintenance (~1 us)
+    macs_per_cycle: float = 8.0              # convolutions, fully connected
+    copy_bytes_per_cycle: float = 4.0        # data movement (reshape, concatenation, quantize by XOR ...)
+    elementwise_cycles: float = 2.0          # per output element of arithmetic (add, requantize ...)
+    reduce_cycles: float = 1.0               # per input element of pooling and reductions
+    transcendental_cycles: float = 10.0      # per element of softmax, logistic, tanh ...
 
 
 @dataclass(frozen=True)
@@ -64,13 +95,27 @@ class Target:
     sram_cache_align: int = 128
     image_cache_tile_align: int = 16
     kernel_cache_min_end: int = 0xA00
-    # Performance model (npuc/backend_vip/perf.py).  ESTIMATES, not measurements: to be
-    # calibrated against Mesa's measured latencies (docs/teflon.rst: MobileNet v1 6.6 ms).
-    perf_nn_macs_per_core_cycle: int = 192      # 64 MADs x 6-wide dot products (XYDP6) at ~50 %
-    perf_dram_bytes_per_cycle: float = 8.0      # ~6.4 GB/s at 800 MHz (DDR4 board, shared)
-    perf_nn_job_cycles: int = 1600              # per NN job: descriptor fetch, pipeline fill, flush (~2 us)
-    perf_tp_bytes_per_core_cycle: float = 2.0   # TP element moves per core and cycle
-    perf_tp_job_cycles: int = 1200              # per TP job
+    # What else differs between NN core generations (vipnano-nn.md 2-6); the defaults are v7's.
+    coef_format: str = COEF_ZERO_RUN           # coefficient buffers: zero-run pairs (v7) or Huffman codes (v8)
+    coef_delta_zero_point: bool = True         # v8 streams code w - coef_zero_point (Mesa: raw w on customer 0x99)
+    tiling_rule: str = TILING_V7               # Mesa's tile/superblock rule for this generation (passes/tiling.py)
+    add_lowering: str = ADD_TWO_PLANES         # how ADD/SUB become an NN job (passes/lower_add.py)
+    # Input widths at which stride 2 is not done by first-pixel pooling: Mesa's v7 rule for
+    # depthwise inputs 3..7 wide (reason unknown, so npuc avoids them for every v7 convolution).
+    no_pooling_widths: tuple[int, ...] = tuple(range(3, 8))
+    other_customer_ids: tuple[int, ...] = ()   # further hwdb rows with the same numbers
+    # Performance model (npuc/backend_vip/perf.py, npuc/latency.py, docs/performance-model.md).
+    # ESTIMATES, not measurements.  "fitted": chosen so that Mesa's golden jobs give Mesa's
+    # measured latencies (vipnano-nn.md 8.4); every other value is fixed from the docs or assumed.
+    perf_dp_rows: int = 2                       # XYDP6 (hwdb): a MAD multiplies a 2x3 patch of a kernel
+    perf_dp_columns: int = 3                    # slice per cycle (the v7 coefficient order's patches)
+    perf_dp_channels: int = 6                   # 1x1 kernels: 6 input channels per cycle (pointwise-6 order)
+    perf_dram_bytes_per_cycle: float = 16.0     # fitted (within the documented 8-16): DRAM bytes per NPU cycle
+    perf_nn_job_cycles: int = 800               # assumed: per NN job (descriptor fetch, pipeline fill, drain)
+    perf_tp_bytes_per_core_cycle: float = 1.0   # assumed: TP element moves per core and cycle
+    perf_tp_job_cycles: int = 800               # assumed: per TP job (descriptor fetch, fill, drain)
+    perf_submit_seconds: float = 640e-6         # fitted: host round trip of one submit (ioctl, fence, copies)
+    perf_host: HostCpu = HostCpu()              # the CPU that runs HOST steps
 
     @property
     def offset_composites(self) -> tuple[str, str]:
@@ -90,7 +135,64 @@ VIPNANO_QI = Target(
     descriptor_flags=(("no_z_offset", 0), ("no_flush", 0)),
 )
 
-TARGETS: dict[str, Target] = {t.name: t for t in (VIPNANO_QI,)}
+VIPNANO_SI_PLUS = Target(
+    name="vipnano-si-plus",
+    description="VeriSilicon VIPNano-SI+ (NXP i.MX 8M Plus)",
+    identity=NpuIdentity(model=0x8000, revision=0x8002, product_id=0x5080009, customer_id=0x9F, eco_id=0x6000000),
+    other_customer_ids=(0xA0,),
+    nn_version=8, nn_cores=6, mads_per_core=64, tp_cores=3,
+    sram_bytes=256 * 1024, axi_sram_bytes=0,
+    input_buffer_depth=9, accum_buffer_depth=32, zrl_bits_max=8, kernel_size_max=15, offset_bits=5,
+    native_depthwise=True, clock_hz=800_000_000,   # dt: ML_CORE from SYS_PLL1_800M (mainline)
+    post_multiplier_bits=23, post_shift_base=127,
+    # Mesa 25.0.7 turns both SRAM caches off on v8 (it still fills the cache addresses); no v8
+    # descriptor with caching on was ever validated, so npuc leaves them off too.
+    sram_caching=False,
+    descriptor_flags=(("no_z_offset", 1), ("no_flush", 1)),
+    mac_input_offset=128,
+    coef_format=COEF_HUFFMAN, tiling_rule=TILING_V8, add_lowering=ADD_CHANNEL_PAIRS,
+    no_pooling_widths=(),                          # Mesa pools stride-2 depthwise at every width on v8
+    # Performance model (ESTIMATES).  XYDP0/ZDP3 (hwdb): a MAD is a 3-wide dot product (the 9-value
+    # blocks of the v8 stream are 3 of them).  The DRAM rate is fitted to Mesa's measured 7.9 and 8.0 ms
+    # on the Verdin i.MX 8M Plus (vipnano-nn.md 8.4) with the A311D's submit cost (bench/fit_perf_model.py).
+    perf_dp_rows=1, perf_dp_columns=3, perf_dp_channels=3, perf_dram_bytes_per_cycle=5.25,
+    perf_host=HostCpu(name="Cortex-A53 at 1.8 GHz (estimate)", clock_hz=1_800_000_000, macs_per_cycle=4.0),
+)
+
+#: The Amlogic S905D3's NPU (VIPPico v3), described as far as ../shared/docs/vipnano-nn.md goes (sections 1,
+#: 4.2 and 8.1) and NOT selectable: no golden submit, no hardware run and no complete identity exist for it.
+#: From the Amlogic hwdb row (0x8000 rev 0x7131, customer 0x99): 2 NN cores x 64 MADs, 1 TP core (+7 TP-lite),
+#: 512 KiB VIP SRAM, no AXI SRAM, input buffer depth 6, accumulation depth 64, ZRL 8 bits, kernels up to 11,
+#: 4 offset bits, no native depthwise.  Mesa codes its coefficients with the v8 (Huffman) encoder, which on
+#: customer 0x99 codes raw weights instead of w - zero point (and the vendor's blob uses the run-length mode
+#: Mesa leaves off).  UNVERIFIED (see UNVERIFIED_TARGETS): how Mesa selects v8 for this part (its hwdb row
+#: has NN_XYDP0 = 0, which Mesa's rule maps to v7), hence every v8 choice below (descriptor flags,
+#: 23-bit multiplier, MAC input offset 128, v8 tiling, ADD lowering, SRAM caching off); the product and eco
+#: ids (unknown: 0 here); the clock (800 MHz as on the A311D's G12 family device tree).
+VIPPICO_V3 = Target(
+    name="vippico-v3",
+    description="VeriSilicon VIPPico v3 (Amlogic S905D3) -- UNVERIFIED description, not a compile target",
+    identity=NpuIdentity(model=0x8000, revision=0x7131, product_id=0, customer_id=0x99, eco_id=0),
+    nn_version=8, nn_cores=2, mads_per_core=64, tp_cores=1,
+    sram_bytes=512 * 1024, axi_sram_bytes=0,
+    input_buffer_depth=6, accum_buffer_depth=64, zrl_bits_max=8, kernel_size_max=11, offset_bits=4,
+    native_depthwise=False, clock_hz=800_000_000,
+    post_multiplier_bits=23, post_shift_base=127, sram_caching=False,
+    descriptor_flags=(("no_z_offset", 1), ("no_flush", 1)),
+    mac_input_offset=128,
+    coef_format=COEF_HUFFMAN, coef_delta_zero_point=False, tiling_rule=TILING_V8,
+    add_lowering=ADD_CHANNEL_PAIRS, no_pooling_widths=(),
+    perf_dp_rows=1, perf_dp_columns=3, perf_dp_channels=3,   # estimates, as for vipnano-si-plus
+    perf_host=HostCpu(name="Cortex-A55 at 1.9 GHz (estimate)", clock_hz=1_900_000_000, macs_per_cycle=4.0),
+)
+
+TARGETS: dict[str, Target] = {t.name: t for t in (VIPNANO_QI, VIPNANO_SI_PLUS)}
+#: Targets described from the notes whose choices no golden data or hardware confirms: the reason
+#: ``get_target`` gives instead of compiling for them.
+UNVERIFIED_TARGETS: dict[str, tuple[Target, str]] = {
+    VIPPICO_V3.name: (VIPPICO_V3, "no golden submit or hardware run confirms how Mesa drives it (v8 encoder on a "
+                                  "core its hwdb marks v7)"),
+}
 
 
 def get_target(name: str) -> Target:
@@ -98,6 +200,9 @@ def get_target(name: str) -> Target:
     try:
         return TARGETS[name]
     except KeyError:
+        if name in UNVERIFIED_TARGETS:
+            target, why = UNVERIFIED_TARGETS[name]
+            raise UsageError(f"target {name!r} ({target.description}) is not supported: {why}") from None
         raise UsageError(f"unknown target {name!r}; known targets: {', '.join(sorted(TARGETS))}") from None
 
 
@@ -105,6 +210,28 @@ def target_for_identity(identity: NpuIdentity) -> Target | None:
     """The target whose model, revision and customer id match a device's identity."""
     for t in TARGETS.values():
         i = t.identity
-        if (i.model, i.revision, i.customer_id) == (identity.model, identity.revision, identity.customer_id):
+        if (i.model, i.revision) == (identity.model, identity.revision) and \
+                identity.customer_id in (i.customer_id, *t.other_customer_ids):
             return t
     return None
+
+
+def same_core(device: NpuIdentity, blob: NpuIdentity) -> bool:
+    """Whether a blob made for ``blob``'s core runs on ``device``: the same target, or the same numbers.
+
+    Several hwdb rows can describe one core (the i.MX 8M Plus reports customer 0x9f or 0xa0), so a
+    blob compiled for one row runs on the others of its target.
+    """
+    known = target_for_identity(device)
+    if known is not None and known is target_for_identity(blob):
+        return True
+    return (device.model, device.revision, device.customer_id) == (blob.model, blob.revision, blob.customer_id)
+
+
+def customer_id_aliases() -> list[tuple[int, int]]:
+    """(customer id a blob names, customer id that also runs it): the pairs :func:`same_core` accepts."""
+    pairs = []
+    for t in TARGETS.values():
+        ids = (t.identity.customer_id, *t.other_customer_ids)
+        pairs += [(a, b) for a in ids for b in ids if a != b]
+    return pairs

@@ -15,6 +15,14 @@ is the relu bit.  What remains is the hardware's first rounding step, which
 rounds ``acc * mantissa`` to an integer before the final shift: an error of
 up to ``s0 / (W0 s_out)`` steps that TFLite's ADD (20 extra bits) does not
 make (docs/mesa-differences.md).
+
+On v8 (``Target.add_lowering`` = channel pairs) the job is Mesa's v8 shape, a
+1x1 convolution over the two inputs' channels concatenated: the stored bytes
+(N per input) are viewed as k planes each, so the job reads 2k planes and
+output plane c is ``W0 x0[c] + W1 x1[c] + bias``; its kernel c has W0 at
+input plane c, W1 at plane k + c and real zero elsewhere.  Mesa takes k = C
+(2C^2 weights, 2C MACs per output value); any k dividing N gives the same
+sums, so npuc takes the smallest k that still gives every NN core a kernel.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip.jobs import PLANAR, Program, Ref
-from ..backend_vip.target import Target
+from ..backend_vip.target import ADD_CHANNEL_PAIRS, ADD_TWO_PLANES, Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from . import requant
@@ -65,6 +73,26 @@ def ratio_refusal(graph: Graph, op: Op) -> str | None:
     return None
 
 
+def pair_planes(n: int, target: Target) -> int | None:
+    """Planes k the channel-pair job views each input's n bytes as: the smallest divisor of n from the NN
+    core count up whose n / k bytes form an image the descriptor holds (None if there is none)."""
+    for k in range(min(target.nn_cores, n), n + 1):
+        if n % k == 0 and image_rows(n // k, n // k) is not None:
+            return k
+    return None
+
+
+def image_refusal(graph: Graph, op: Op, target: Target) -> str | None:
+    """Why the inputs cannot be viewed as the job's image (None if they can)."""
+    y = graph.tensors[op.outputs[0]]
+    n = y.num_elements
+    if target.add_lowering == ADD_CHANNEL_PAIRS:
+        fits = pair_planes(n, target) is not None
+    else:
+        fits = image_rows(n // y.shape[-1] if len(y.shape) == 4 else n, n) is not None
+    return None if fits else f"{n} elements cannot be viewed as an image the descriptor holds"
+
+
 def lower_add(program: Program, op: Op, target: Target) -> None:
     """Append the NN job of an ADD or SUB (constraints in npu_ops already checked).
 
@@ -82,9 +110,6 @@ def lower_add(program: Program, op: Op, target: Target) -> None:
     dst = program.produce(op.outputs[0], PLANAR)
 
     n = y_t.num_elements
-    pixels = n // y_t.shape[-1] if len(y_t.shape) == 4 else n
-    rows = image_rows(pixels, n)
-    cols = n // rows
     z0, z1, zo = (requant.stored_zero_point(t) for t in (a_t, b_t, y_t))
     s0, s1, so = a_t.quant.single_scale, b_t.quant.single_scale, y_t.quant.single_scale
     subtract = op.opcode == "SUB"
@@ -92,15 +117,31 @@ def lower_add(program: Program, op: Op, target: Target) -> None:
     # One factor for both terms, least-squares between s0/W0 and s1/W1 (equal when the ratio is exact).
     factor = (s0 * w0 + s1 * w1) / (so * (w0 * w0 + w1 * w1))
     sign, coef_zp = (-1, w1) if subtract else (1, 0)
-    weights = np.full((1, 2, ADD_KERNEL, ADD_KERNEL), coef_zp, dtype=np.uint8)
-    weights[0, 0, 0, 0], weights[0, 1, 0, 0] = coef_zp + w0, coef_zp + sign * w1
-    word = (w0 + sign * w1) * target.mac_input_offset - w0 * z0 - sign * w1 * z1
+    word = ((w0 + sign * w1) * target.mac_input_offset - w0 * z0 - sign * w1 * z1) % (1 << 32)
+    if target.add_lowering == ADD_CHANNEL_PAIRS:
+        planes = pair_planes(n, target)
+        rows = image_rows(n // planes, n // planes)
+        weights = np.full((planes, 2 * planes, 1, 1), coef_zp, dtype=np.uint8)
+        weights[np.arange(planes), np.arange(planes)] = coef_zp + w0
+        weights[np.arange(planes), planes + np.arange(planes)] = coef_zp + sign * w1
+        shape = f"1x1 job over {planes} + {planes} planes"
+    elif target.add_lowering == ADD_TWO_PLANES:
+        planes = 1
+        pixels = n // y_t.shape[-1] if len(y_t.shape) == 4 else n
+        rows = image_rows(pixels, n)
+        weights = np.full((1, 2, ADD_KERNEL, ADD_KERNEL), coef_zp, dtype=np.uint8)
+        weights[0, 0, 0, 0], weights[0, 1, 0, 0] = coef_zp + w0, coef_zp + sign * w1
+        shape = "two-plane 2x2 job"
+    else:
+        raise ValueError(f"target {target.name}: unknown ADD lowering {target.add_lowering!r}")
+    cols = n // planes // rows
     spec = ConvJob(name=f"{op.name} {op.opcode.lower()}", op=op.index, input=Ref(a), output=Ref(dst), in_x=cols,
-                   in_y=rows, weights=weights, bias=np.zeros(1, np.int64), trailers=np.zeros(1, np.int64),
+                   in_y=rows, weights=weights, bias=np.zeros(planes, np.int64),
+                   trailers=np.arange(planes, dtype=np.int64) * rows * cols,
                    coef_zero_point=coef_zp, input_zero_point=z0, output_zero_point=zo,
                    scale=requant.encode_scale(factor, target, what=op.name), out_x=cols, out_y=rows,
-                   relu=uses_relu(op), words=np.array([word % (1 << 32)], dtype=np.uint32),
-                   note=f"two-plane 2x2 job, weights {w0}:{sign * w1} for scale ratio {s1 / s0:.6g}")
+                   relu=uses_relu(op), words=np.full(planes, word, dtype=np.uint32),
+                   note=f"{shape}, weights {w0}:{sign * w1} for scale ratio {s1 / s0:.6g}")
     program.steps.append(build_nn_job(spec, target).job)
 
 

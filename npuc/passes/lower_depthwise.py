@@ -1,4 +1,14 @@
-"""DEPTHWISE_CONV_2D on v7 NN cores, which have no depthwise mode: dense convolutions over channel groups.
+"""DEPTHWISE_CONV_2D: native depthwise jobs (v8), or dense convolutions over channel groups (v7).
+
+Cores with a depthwise mode (``Target.native_depthwise``, v8) run the layer as
+one job whose kernel o reads input plane o only (one per group of channels
+sharing a weight scale); stride 2 is first-pixel pooling, as Mesa does on v8
+(a reshuffled input would give each channel four planes).  Where that is not
+possible (a SAME padding beyond the offset field with stride 2, or fewer
+channels than NN cores but more than one, for which the hardware's kernel
+distribution is unknown) the layer takes the v7 path below.
+
+v7 cores have no depthwise mode.
 
 Mesa expands a depthwise layer of C channels into one dense convolution with
 C input channels, every kernel carrying its 3x3 taps on its own channel and
@@ -140,13 +150,51 @@ def pick_cheapest(choices: dict[tuple[str, int], Cost]) -> tuple[str, int]:
     return min(close, key=lambda k: (choices[k].coefficient_bytes, choices[k].cycles, k[1]))
 
 
+def native_allowed(geo: ConvGeometry, target: Target) -> bool:
+    """Whether the layer can be native depthwise jobs: the mode exists, stride 2 can be pooled, and the
+    channels are one or at least one per NN core (the only counts whose kernel order is known)."""
+    return (target.native_depthwise and (geo.stride == 1 or stride2.pooling_allowed(geo, target))
+            and (geo.out_c == 1 or geo.out_c >= target.nn_cores))
+
+
+def native_jobs(layer: _Layer, src: int, dst: int) -> list[ConvJob] | None:
+    """One native depthwise job per group of consecutive channels sharing a post multiplier; None when a
+    group's channel count has no known kernel order (more than one, fewer than the NN cores)."""
+    geo, cores = layer.geo, layer.target.nn_cores
+    plane_in, plane_out = geo.in_h * geo.in_w, geo.out_h * geo.out_w
+    groups = scale_groups(layer.weights, np.arange(geo.out_c), layer.target, layer.op.name)
+    if any(1 < len(g.channels) < cores for g in groups):
+        return None
+    jobs = []
+    for g in groups:
+        first = int(g.channels[0])
+        jobs.append(ConvJob(
+            name=f"{layer.op.name} depthwise" + (f" channels {first}-{int(g.channels[-1])}"
+                                                 if len(g.channels) < geo.out_c else ""),
+            op=layer.op.index, input=Ref(src, first * plane_in), output=Ref(dst, first * plane_out),
+            in_x=geo.in_w, in_y=geo.in_h, weights=g.kernels[:, None], bias=g.bias,
+            trailers=(g.channels - first) * plane_out, coef_zero_point=g.coef_zero_point,
+            input_zero_point=layer.in_zp, output_zero_point=layer.out_zp, scale=g.scale, out_x=geo.out_w,
+            out_y=geo.out_h, offset_x=-geo.pad_left, offset_y=-geo.pad_top, first_pixel=geo.stride > 1,
+            strided=geo.stride > 1, relu=layer.relu, depthwise=True,
+            note="native depthwise" + (", stride 2 as first-pixel pooling" if geo.stride > 1 else "")))
+    return jobs
+
+
 def lower_depthwise(program: Program, op: Op, target: Target) -> None:
-    """Append the group jobs of a DEPTHWISE_CONV_2D (constraints in npu_ops already checked)."""
+    """Append the jobs of a DEPTHWISE_CONV_2D (constraints in npu_ops already checked)."""
     c = planar_operands(program, op)
     geo, src, dst = c.geo, c.src, c.dst
     weights = weighted_layer(program.graph, op, _CHANNEL_AXIS)
     weights = replace(weights, kernels=weights.kernels[:, 0])    # [C][1][KH][KW] -> [C][KH][KW]
     layer = _Layer(op, geo, weights, c.in_zp, c.out_zp, uses_relu(op), target)
+    specs = native_jobs(layer, src, dst) if native_allowed(geo, target) else None
+    if specs is not None:
+        for spec in specs:
+            if len(specs) > 1:
+                spec.note += f"; {len(specs)} jobs by weight scale"
+            program.steps.append(build_nn_job(spec, target).job)
+        return
     if geo.stride == 1:
         modes = [DIRECT]
     else:

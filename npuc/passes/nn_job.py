@@ -7,12 +7,15 @@ input zero point into the bias words, tile, encode the coefficients once (the
 SRAM cache fields need their size; the chosen zero-run width is kept in the
 job so that the emitter's encoding is the same) and fill the descriptor.
 
-Padding slots: when the output channels do not split evenly over the NN
+Padding slots (v7): when the output channels do not split evenly over the NN
 cores, every core still runs the same number of kernels and writes a plane for
 each (docs/simulator.md).  npuc repeats the job's last kernel in those slots,
 trailer included, so the extra writes store the very values the real kernel
 stores into a plane that exists (Mesa fills them from whatever memory follows
-its weights, which writes arbitrary planes).
+its weights, which writes arbitrary planes).  v8 streams carry exactly the
+output channels (each core its share) and no plane offsets: kernel ``o``
+writes plane ``o`` of the output, so a job's planes must be consecutive; the
+lowering's trailers then only say where the first plane is.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip.coeffs_v7 import KernelGeometry, plan_coefficients_v7
+from ..backend_vip import coeffs
 from ..backend_vip.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from ..backend_vip.fields import LayoutError
 from ..backend_vip.jobs import NNJob, Ref
@@ -46,7 +49,8 @@ class ConvJob:
     ``words`` gives the final bias words.  ``trailers`` are the byte offsets of
     each kernel's output plane from ``output``.  Images are whole planes (rows
     of in_x / out_x bytes, in_y / out_y rows); output sizes are the kept pixels
-    (after first-pixel pooling).
+    (after first-pixel pooling).  ``depthwise`` (targets with native depthwise):
+    kernel o ([kernels][1][y][x]) reads input plane o only.
     """
 
     name: str
@@ -70,6 +74,7 @@ class ConvJob:
     strided: bool = False
     relu: bool = False
     words: np.ndarray | None = None
+    depthwise: bool = False
     note: str = ""
 
 
@@ -113,18 +118,28 @@ def build_nn_job(spec: ConvJob, target: Target) -> BuiltJob:
     weights = single_channel_pointwise_as_2x2(np.ascontiguousarray(spec.weights, dtype=np.uint8),
                                               spec.coef_zero_point)
     oc, kz, ky, kx = weights.shape
-    cores = min(oc, target.nn_cores)
-    slots = cores * -(-oc // cores)
-    weights = _pad_slots(weights, slots)
-    words = _pad_slots(np.asarray(words, dtype=np.uint32), slots)
-    trailers = _pad_slots(np.asarray(spec.trailers, dtype=np.uint32), slots)
+    output = spec.output
+    trailers = np.asarray(spec.trailers, dtype=np.int64)
+    if coeffs.plane_offsets_in_stream(target):
+        cores = min(oc, target.nn_cores)
+        slots = cores * -(-oc // cores)
+        weights = _pad_slots(weights, slots)
+        words = _pad_slots(np.asarray(words, dtype=np.uint32), slots)
+        trailers = _pad_slots(trailers.astype(np.uint32), slots)
+    else:
+        output = Ref(output.tensor, output.offset + int(trailers[0]))
+        trailers = trailers - trailers[0]
+        if not np.array_equal(trailers, np.arange(oc) * spec.out_x * spec.out_y):
+            raise ValueError(f"{spec.name}: target {target.name} writes kernel o to output plane o, but the "
+                             f"lowering placed the planes elsewhere")
+    in_planes = oc if spec.depthwise else kz
 
     tiling = plan_tiling(conv_x, conv_y, kx, ky, oc, spec.strided, target)
     pooling = NN_POOLING_FIRST_PIXEL if spec.first_pixel else NN_POOLING_NONE
     x_offset, y_offset = target.offset_composites
     desc: dict[str, int] = {
         **dict(target.descriptor_flags),
-        "kernel_xy_size": kx, "kernel_y_size": ky, "kernel_z_size": kz,
+        "kernel_xy_size": kx, "kernel_y_size": ky, "kernel_z_size": in_planes,
         "kernels_per_core": tiling.kernels_per_core,
         "pooling": pooling, "pooling_xy_size": _POOLING_XY_SIZE[pooling],
         "in_image_x_size": spec.in_x, "in_image_y_size": spec.in_y,
@@ -138,14 +153,18 @@ def build_nn_job(spec: ConvJob, target: Target) -> BuiltJob:
         "in_image_border_const": spec.input_zero_point,
         "coef_zero_point": spec.coef_zero_point, "out_zero_point": spec.output_zero_point,
     }
+    if spec.depthwise:
+        if not target.native_depthwise:
+            raise ValueError(f"{spec.name}: target {target.name} has no depthwise mode")
+        desc["depthwise"] = 1
     try:
         NN_DESCRIPTOR.pack(desc)
     except LayoutError as e:
         raise LimitError(f"{spec.name}: {e}") from None
 
-    geo = KernelGeometry.from_descriptor({**desc, "kernel_z_size2": 0})
-    coefficients = plan_coefficients_v7(weights, words, trailers, geo, target)
-    desc.update(sram_fields(tiling, kx, ky, kz, oc, int(coefficients.core_bytes.max()) * cores, target))
+    coefficients = coeffs.plan_coefficients(weights, words, trailers, {**desc, "depthwise": int(spec.depthwise)},
+                                            target)
+    desc.update(sram_fields(tiling, kx, ky, in_planes, oc, coefficients.cache_bytes, target))
     job = NNJob(name=spec.name, op=spec.op, desc=desc, weights=weights, biases=words, trailers=trailers,
-                input=spec.input, output=spec.output, coefficients=coefficients, note=spec.note)
+                input=spec.input, output=output, coefficients=coefficients, note=spec.note)
     return BuiltJob(job, estimate_nn_job(desc, coefficients.total_bytes, target))

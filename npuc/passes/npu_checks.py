@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend_vip import coeffs
 from ..backend_vip.descriptors import NN_DESCRIPTOR
 from ..backend_vip.jobs import NPU_ELEMENT_TYPES
 from ..backend_vip.target import Target
 from ..ir import Graph, Op, Tensor
 from . import elementwise, lower_add, lower_lut, lower_pad, requant, stride2
-from .conv_params import U8_MAX, ConvGeometry, activation_refusal
+from .conv_params import U8_MAX, ConvGeometry, activation_refusal, weighted_layer
 from .lower_pool import MEAN_AXES, same_quantization
 from .lower_quantize import same_npu_bytes
+from .scale_groups import MAX_CONSECUTIVE_RUNS, scale_groups
 
 _XY_MAX = NN_DESCRIPTOR["in_image_x_size"].mask
 _Z_MAX = NN_DESCRIPTOR["kernel_z_size"].mask
@@ -85,7 +87,19 @@ def conv_weights(graph: Graph, op: Op, target: Target) -> str | None:
     axis = 3 if op.opcode == "DEPTHWISE_CONV_2D" else 0
     if w.dtype != "int8" or q.axis != axis or np.any(q.zero_point != 0):
         return f"per-channel quantized {w.dtype} weights (only int8 ones, zero point 0, along the output channels)"
-    return _weights_match_activations(graph, op) or _bias_refusal(graph, op)
+    return _weights_match_activations(graph, op) or _bias_refusal(graph, op) or _scale_runs(graph, op, axis, target)
+
+
+def _scale_runs(graph: Graph, op: Op, axis: int, target: Target) -> str | None:
+    """On cores whose kernels write consecutive planes (v8), each job is a run of consecutive channels."""
+    if coeffs.plane_offsets_in_stream(target):
+        return None
+    layer = weighted_layer(graph, op, axis)
+    jobs = len(scale_groups(layer, np.arange(layer.kernels.shape[0]), target, op.name))
+    if jobs > MAX_CONSECUTIVE_RUNS:
+        return (f"per-channel weight scales need {jobs} jobs of consecutive channels (at most "
+                f"{MAX_CONSECUTIVE_RUNS}: v8 kernels write consecutive planes)")
+    return None
 
 
 def batch_one(graph: Graph, op: Op, target: Target) -> str | None:
@@ -221,12 +235,7 @@ def pad_value(graph: Graph, op: Op, target: Target) -> str | None:
 
 
 def add_image(graph: Graph, op: Op, target: Target) -> str | None:
-    y = graph.tensors[op.outputs[0]]
-    n = y.num_elements
-    pixels = n // y.shape[-1] if len(y.shape) == 4 else n
-    if elementwise.image_rows(pixels, n) is None:
-        return f"{n} elements cannot be viewed as an image the descriptor holds"
-    return None
+    return lower_add.image_refusal(graph, op, target)
 
 
 def whole_plane_pool(graph: Graph, op: Op, target: Target) -> str | None:

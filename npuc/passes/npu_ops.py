@@ -26,6 +26,7 @@ from .lower_lut import LUT_OPCODES, lower_lut
 from .lower_pad import lower_pad
 from .lower_pool import lower_average_pool, lower_mean
 from .lower_quantize import lower_quantize
+from .scale_groups import MAX_CONSECUTIVE_RUNS
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class Lowering:
 
 _ACTIVATIONS = Constraint("activations are uint8 or int8 with one scale and zero point", k.eight_bit_activations)
 _CONV_WEIGHTS = Constraint("weights are constant, of the activations' type, with one scale and zero point or (int8) "
-                           "one scale per output channel and zero point 0; bias int32", k.conv_weights)
+                           f"one scale per output channel and zero point 0 (v8: in at most {MAX_CONSECUTIVE_RUNS} "
+                           "runs of consecutive channels of similar scale); bias int32", k.conv_weights)
 _BATCH = Constraint("4-D tensors hold one image (batch 1)", k.batch_one)
 _ACTIVATION = Constraint("fused activation NONE, RELU, or RELU6 where the 8-bit range already ends at 6",
                          k.fused_activation)

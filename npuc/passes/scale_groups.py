@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend_vip import coeffs
 from ..backend_vip.jobs import INT8_OFFSET, npu_bytes
 from ..backend_vip.target import Target
 from ..ir import Tensor
@@ -49,6 +50,11 @@ class GroupingPolicy:
 
 #: npuc's choice: a group's smallest channel keeps 7 of its 8 bits.
 POLICY = GroupingPolicy(max_ratio=2.0)
+#: On cores whose kernels write consecutive output planes (v8: no plane offsets in the coefficient
+#: stream) every job is a run of consecutive channels, and TF2 models' scales put neighbours in
+#: different groups (MobileNet v2: ~140 runs per layer against ~11 groups).  Layers needing more
+#: runs than this stay on the host.
+MAX_CONSECUTIVE_RUNS = 8
 #: Requantized int8 weights stay in TFLite's int8 range.
 _W_MIN, _W_MAX = int(np.iinfo(np.int8).min), int(np.iinfo(np.int8).max)
 
@@ -115,7 +121,17 @@ def scale_groups(layer: WeightedLayer, channels: np.ndarray, target: Target, wha
         order = np.argsort(members)
         out.append(ScaleGroup(channels[members[order]], (kernels[order] + INT8_OFFSET).astype(np.uint8),
                               bias[order], scale, INT8_OFFSET))
+    if not coeffs.plane_offsets_in_stream(target):
+        out = [run for g in out for run in _consecutive_runs(g)]
     return out
+
+
+def _consecutive_runs(group: ScaleGroup) -> list[ScaleGroup]:
+    """The group cut where its channel numbers jump: a job whose kernels carry no plane offsets (v8)
+    writes kernel o to the o-th plane after its first, so its channels must be consecutive."""
+    cuts = np.flatnonzero(np.diff(group.channels) != 1) + 1
+    return [ScaleGroup(group.channels[a:b], group.kernels[a:b], group.bias[a:b], group.scale, group.coef_zero_point)
+            for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(group.channels)])))]
 
 
 def _partition(live: np.ndarray, scales: np.ndarray, max_ratio: float) -> list[np.ndarray]:

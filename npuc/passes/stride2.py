@@ -26,16 +26,13 @@ from .conv_params import ConvGeometry
 
 #: Space-to-depth factor of the reshuffle (stride 2 only).
 PHASES = 2
-#: Mesa turns first-pixel pooling off for depthwise inputs 3..7 pixels wide on v7 (vipnano-nn.md
-#: 6.4; the reason is not known, so npuc keeps away from those widths for every convolution).
-_NARROW_POOLING_WIDTHS = range(3, 8)
-
-
 def pooling_allowed(geo: ConvGeometry, target: Target) -> bool:
-    """First-pixel pooling needs the SAME padding as a start offset and an input width Mesa pools."""
+    """First-pixel pooling needs the SAME padding as a start offset and an input width Mesa pools
+    (``Target.no_pooling_widths``: on v7 Mesa pools no depthwise input 3..7 wide, for a reason not
+    known, so npuc keeps away from those widths for every v7 convolution)."""
     lowest = -(1 << (target.offset_bits - 1))
     return (geo.stride_h == geo.stride_w == PHASES and -geo.pad_top >= lowest and -geo.pad_left >= lowest
-            and geo.in_w not in _NARROW_POOLING_WIDTHS)
+            and geo.in_w not in target.no_pooling_widths)
 
 
 def reshuffled_kernel(geo: ConvGeometry) -> tuple[int, int]:

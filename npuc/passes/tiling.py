@@ -1,22 +1,26 @@
-"""Tiling, superblocks and SRAM caching of one v7 NN job (vipnano-nn.md 5.1, 5.3, 5.4).
+"""Tiling, superblocks and SRAM caching of one NN job (vipnano-nn.md 5.1-5.4).
 
 An NN core computes an output tile of ``tile_x`` x ``tile_y`` pixels for a set
 of kernels whose partial sums fit its accumulation buffer; the output channels
 are split over the NN cores, and each core's share is cut into
 ``superblocks`` rounds of ``kernels_per_core`` kernels.  The input rows of a
 tile (``tile_y`` plus the kernel's halo) must fit the input buffer
-(``input_buffer_depth`` rows per interleave step).  The rule is Mesa's v7
-rule, whose descriptors were validated on hardware, written in the hardware's
-frame (x = the contiguous axis): Mesa derives the tile width from TFLite's H
-and the halo from the kernel's W, which is the same thing for the square
-maps and kernels it runs.
+(``input_buffer_depth`` rows per interleave step).  The rules are Mesa's, one
+per NN core generation (``Target.tiling_rule``), whose descriptors were
+validated on hardware, written in the hardware's frame (x = the contiguous
+axis): Mesa derives the tile width from TFLite's H and the halo from the
+kernel's W, which is the same thing for the square maps and kernels it runs.
+v8's rule differs in the interleave mode of narrow tiles, caps the tile
+height at 4 (Mesa's choice for speed on MobileDet, not a hardware limit) and
+sizes superblocks by 64-pixel bursts of the tile.
 
 SRAM: the coefficients are kept in on-chip SRAM ("kernel cache") so that every
 tile after the first reads them from SRAM instead of DRAM; when the job has
 more than one superblock, every superblock re-reads the input tile, so the
 tile (all input channels, with its halo) is cached too.  Regions, partial
 patterns and alignments are Mesa's (descriptors.NN_PARTIAL_CACHE_PATTERNS,
-Target fields).
+Target fields).  On targets without SRAM caching (v8) Mesa still fills the
+cache regions and only turns both modes off; npuc writes the same.
 """
 
 from __future__ import annotations
@@ -25,11 +29,17 @@ from dataclasses import dataclass
 
 from ..backend_vip.descriptors import (NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_DESCRIPTOR,
                                        NN_PARTIAL_CACHE_PATTERNS)
-from ..backend_vip.target import Target
+from ..backend_vip.target import TILING_V7, TILING_V8, Target
 
-#: Mesa caps kernels per core per superblock at 127 (the 7-bit descriptor field) and, for 1x1
-#: kernels, at a third of the accumulation buffer (vipnano-nn.md 5.1).
+#: Mesa caps kernels per core per superblock at 127 (the 7-bit descriptor field) and, on v7 for
+#: 1x1 kernels, at a third of the accumulation buffer (vipnano-nn.md 5.1); on v8 at 6/9 of it for
+#: every kernel (5.2).
 _POINTWISE_ACCUM_DIVISOR = 3
+_V8_ACCUM_SHARE = (6, 9)
+#: v8: Mesa's cap on the tile height (its best setting on MobileDet) and the burst a tile's pixels
+#: are counted in when sizing superblocks.
+_V8_TILE_Y_MAX = 4
+_V8_TILE_BURST = 64
 
 
 def _ceil(a: int, b: int) -> int:
@@ -52,11 +62,13 @@ class Tiling:
 
 
 def interleave_mode(tile_x: int, kernel_y: int, target: Target) -> int:
-    """Mesa's interleave mode: 1, 2 or 4 input-buffer rows per output row group."""
+    """Mesa's interleave mode: 1, 2 or 4 input-buffer rows per output row group (its v7 or v8 rule)."""
     half, quarter = target.max_tile_x // 2, target.max_tile_x // 4
     span = kernel_y - 1 + tile_x
     if span > (target.max_tile_x + 8) // 2 or tile_x > half:
         return 1
+    if target.tiling_rule == TILING_V8:
+        return 2 if tile_x > quarter or span > (target.max_tile_x + 8) // 4 else 4
     if span > (target.max_tile_x + 8) // 4:
         return 2 if tile_x > quarter else 4
     return 2
@@ -71,18 +83,32 @@ def plan_tiling(out_x: int, out_y: int, kernel_x: int, kernel_y: int, out_channe
     Mesa also evens it for stride-2 convolutions it rewrote with a reshuffle,
     which npuc keeps so that its descriptors stay the validated ones.
     """
+    if target.tiling_rule not in (TILING_V7, TILING_V8):
+        raise ValueError(f"target {target.name}: unknown tiling rule {target.tiling_rule!r}")
+    v8 = target.tiling_rule == TILING_V8
     tile_x = min(out_x, target.max_tile_x)
     mode = interleave_mode(tile_x, kernel_y, target)
     tile_y = target.input_buffer_depth * mode - kernel_y + 1
     tile_y = min(tile_y, mode * target.accum_buffer_depth, out_y)
+    if v8:
+        tile_y = min(tile_y, _V8_TILE_Y_MAX)
     if strided and tile_y % 2:
         tile_y -= 1
     tile_y = max(tile_y, 1)
 
     per_core = _ceil(out_channels, target.nn_cores)
-    fit = target.accum_buffer_depth * mode // tile_y
-    if kernel_x == 1:
-        fit = min(fit, target.accum_buffer_depth // _POINTWISE_ACCUM_DIVISOR)
+    abd = target.accum_buffer_depth
+    if not v8:
+        fit = abd * mode // tile_y
+        if kernel_x == 1:
+            fit = min(fit, abd // _POINTWISE_ACCUM_DIVISOR)
+    else:
+        stride = 2 if strided else 1
+        if kernel_x == 1:
+            fit = abd // _ceil(tile_y, mode)
+        else:
+            fit = abd // (_ceil(_ceil(tile_y * tile_x, stride), _V8_TILE_BURST) * stride)
+        fit = min(fit, abd * _V8_ACCUM_SHARE[0] // _V8_ACCUM_SHARE[1])
     fit = max(min(fit, per_core, NN_DESCRIPTOR["kernels_per_core"].mask), 1)
     rounds = _ceil(out_channels, target.nn_cores * fit)
     kernels = _ceil(out_channels, rounds * target.nn_cores)
@@ -102,15 +128,12 @@ def sram_fields(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels: int, 
                 coef_cache_bytes: int, target: Target) -> dict[str, int]:
     """The descriptor's SRAM cache fields.
 
-    ``coef_cache_bytes`` is the largest per-core coefficient stream times the
-    cores used (what the kernel cache must hold).  Without SRAM caching on the
-    target both modes are 0.
+    ``coef_cache_bytes`` is what the kernel cache must hold (the encoding's
+    ``cache_bytes``).  Without SRAM caching on the target both modes are 0 and
+    the regions are what Mesa writes with them.
     """
     start = target.sram_reserved_bytes
     sram = target.sram_bytes
-    if not target.sram_caching:
-        return {"kernel_caching_mode": NN_CACHE_NONE, "image_caching_mode": NN_CACHE_NONE,
-                "kernel_cache_end_address": 0, "image_cache_start_address": 0, "image_cache_end_address": start}
     image = image_cache_bytes(tiling, kernel_x, kernel_y, in_channels, target)
     f: dict[str, int] = {"kernel_cache_start_address": start}
     if start + coef_cache_bytes + image < sram:
@@ -137,5 +160,7 @@ def sram_fields(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels: int, 
                  image_cache_end_address=min(first + image, sram))
     else:
         f.update(image_caching_mode=NN_CACHE_FULL, image_cache_start_address=0, image_cache_end_address=start)
+    if not target.sram_caching:
+        f.update(kernel_caching_mode=NN_CACHE_NONE, image_caching_mode=NN_CACHE_NONE)
     return f
 

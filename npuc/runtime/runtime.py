@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import vipbin
+from ..backend_vip.target import same_core
 from ..errors import BlobError, InputError, UnsupportedError
 from .device import Device, DeviceBuffer, SubmitBo
 from .host import KERNELS
@@ -70,6 +71,11 @@ class Runtime:
     def __init__(self, blob: vipbin.Blob, device: Device) -> None:
         self.blob = blob
         self.device = device
+        have, want = device.identity, blob.identity
+        if not same_core(have, want):
+            raise UnsupportedError(f"blob compiled for {blob.target} (model {want.model:#x} revision "
+                                   f"{want.revision:#x} customer {want.customer_id:#x}), the device is model "
+                                   f"{have.model:#x} revision {have.revision:#x} customer {have.customer_id:#x}")
         for i, s in enumerate(blob.steps):
             if isinstance(s, vipbin.HostStep) and s.kernel not in KERNELS:
                 raise UnsupportedError(f"step {i} ({s.name}): this runtime has no host kernel {s.kernel!r}")
@@ -108,13 +114,18 @@ class Runtime:
 
     def run(self) -> list[np.ndarray]:
         """Run the program once over the current inputs; returns copies of the outputs."""
-        for i, step in enumerate(self.blob.steps):
-            if isinstance(step, vipbin.NpuStep):
-                bos = [SubmitBo(self.placement.buffers[b], self.placement.addresses[b], flags) for b, flags in step.bos]
-                self.device.submit(self.streams[i].astype("<u4").tobytes(), bos, name=f"step {i} ({step.name})")
-            else:
-                self._run_host(i, step)
+        for i in range(len(self.blob.steps)):
+            self.run_step(i)
         return [self.get_output(k) for k in range(len(self.blob.outputs))]
+
+    def run_step(self, i: int) -> None:
+        """Run step ``i`` alone (a submit, or a host kernel); tools that check results step by step use it."""
+        step = self.blob.steps[i]
+        if isinstance(step, vipbin.NpuStep):
+            bos = [SubmitBo(self.placement.buffers[b], self.placement.addresses[b], flags) for b, flags in step.bos]
+            self.device.submit(self.streams[i].astype("<u4").tobytes(), bos, name=f"step {i} ({step.name})")
+        else:
+            self._run_host(i, step)
 
     def _run_host(self, index: int, step: vipbin.HostStep) -> None:
         """Run a host kernel; parameters that do not fit its tensors are the blob's fault.

@@ -14,8 +14,8 @@ from __future__ import annotations
 import bisect
 from typing import Sequence
 
-from ..backend_vip.target import VIPNANO_QI, NpuIdentity, Target
-from ..errors import SimError
+from ..backend_vip.target import VIPNANO_QI, NpuIdentity, Target, target_for_identity
+from ..errors import SimError, UnsupportedError
 from ..runtime.device import (BO_READ, BO_WRITE, SOFTPIN_START_ADDRESS, STREAM_ALIGN, STREAM_MAX_BYTES, VA_END,
                               Device, DeviceBuffer, SubmitBo)
 from .cmdstream import CommandProcessor, StreamTrace
@@ -96,3 +96,13 @@ class SimDevice(Device):
         self._starts.insert(i, bo.address)
         self._ranges.insert(i, (bo.address, end, buf.handle))
         self._address[buf.handle] = bo.address
+
+
+def device_like(identity: NpuIdentity) -> SimDevice:
+    """A simulated NPU of the target whose core reports ``identity`` (``npu-run`` off the board simulates
+    the core a blob was compiled for)."""
+    target = target_for_identity(identity)
+    if target is None:
+        raise UnsupportedError(f"no simulated NPU has the identity model {identity.model:#x} revision "
+                               f"{identity.revision:#x} customer {identity.customer_id:#x}")
+    return SimDevice(target)

@@ -40,11 +40,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..backend_vip.coeffs_v7 import (DecodedKernels, KernelGeometry, buffer_size, core_size_table,
-                                     decode_coefficients_v7)
+from ..backend_vip import coeffs
+from ..backend_vip.coeffs_v7 import KernelGeometry
 from ..backend_vip.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from ..backend_vip.target import Target
 from ..errors import SimError
@@ -56,7 +57,7 @@ _MODELLED_VALUES = {
     "layer_type": 0, "prelu": 0, "brick_mode": 0,
     "kernel_data_type": 0, "in_image_data_type": 0, "out_image_data_type": 0,
     "kernel_data_type_bit_2": 0, "in_image_data_type_bit_2": 0, "out_image_data_type_bit_2": 0,
-    "in_image_border_mode": 0, "per_channel_post_mul": 0, "depthwise": 0,
+    "in_image_border_mode": 0, "per_channel_post_mul": 0,
     "kernel_direct_stream_from_VIP_sram": 0,
     "in_image_circular_buf_size": 0, "out_image_circular_buf_size": 0,
     "rounding_mode": 1,
@@ -88,7 +89,7 @@ _GATHER_CHANNEL_FRACTION = 16
 class PreparedKernels:
     """Decoded kernels in the form the arithmetic needs (cached with the decode)."""
 
-    decoded: DecodedKernels
+    decoded: Any                     # coeffs_v7.DecodedKernels or coeffs_v8.DecodedKernelsV8
     bias: np.ndarray                 # int64 [slots]
     dense: np.ndarray | None         # float64 [slots][Z*KY*KX] of (w - coef_zero_point)
     channels: np.ndarray | None      # int64 [slots][m]: the input channels each slot reads
@@ -129,8 +130,6 @@ def run_nn_job(mem: Memory, desc_address: int, target: Target, job: str) -> None
 
 def load_nn_job(mem: Memory, desc_address: int, target: Target, job: str) -> NNJob:
     """Read the descriptor, check it, and gather the input view and the (cached) kernels."""
-    if target.nn_version != 7:
-        raise SimError(f"{job}: the simulator models v7 NN cores; target {target.name} has v{target.nn_version}")
     desc = NN_DESCRIPTOR.unpack(mem.read(desc_address, NN_DESCRIPTOR.size, job, "NN descriptor"))
     _check_fields(desc, target, job)
     step = FIRST_PIXEL_STEP if desc["pooling"] == NN_POOLING_FIRST_PIXEL else 1
@@ -157,6 +156,8 @@ def load_nn_job(mem: Memory, desc_address: int, target: Target, job: str) -> NNJ
 def _check_fields(desc: dict[str, int], target: Target, job: str) -> None:
     flags = dict(target.descriptor_flags)
     expected = dict(_MODELLED_VALUES, no_z_offset=flags.get("no_z_offset", 0))
+    if not target.native_depthwise:
+        expected["depthwise"] = 0
     for name, value in expected.items():
         if desc[name] != value:
             raise SimError(f"{job}: NN descriptor {name}={desc[name]} is not modelled (only {value})")
@@ -181,7 +182,7 @@ def _check_tiles(desc: dict[str, int], target: Target, step: int, job: str) -> N
     """Tiles must lie inside the output, respect the tile width limit and the accumulation buffer."""
     tx, ty = desc["out_image_tile_x_size"], desc["out_image_tile_y_size"]
     ox, oy = desc["out_image_x_size"], desc["out_image_y_size"]
-    if not 1 <= tx <= min(target.max_tile_x, ox) or not 1 <= ty <= oy:
+    if not 1 <= tx <= target.max_tile_x or not 1 <= ty <= oy:
         raise SimError(f"{job}: tile {tx}x{ty} does not fit an output of {ox}x{oy} "
                        f"(tile width limit {target.max_tile_x})")
     if step > 1 and (tx % step or ty % step or ox % step or oy % step):
@@ -208,24 +209,28 @@ _PREPARED: OrderedDict[int, PreparedKernels] = OrderedDict()
 
 def _kernels(mem: Memory, desc: dict[str, int], target: Target, job: str) -> PreparedKernels:
     address = desc["kernel_address"] * target.coef_align
-    header = mem.view(address, core_size_table(target).size, job, "coefficient size table")
-    size = buffer_size(header, target, job)
-    decoded = decode_coefficients_v7(mem.view(address, size, job, "coefficients"), desc, target, job)
+    header = mem.view(address, coeffs.header_bytes(target), job, "coefficient header")
+    size = coeffs.buffer_size(header, desc, target, job)
+    decoded = coeffs.decode_coefficients(mem.view(address, size, job, "coefficients"), desc, target, job)
     hit = _PREPARED.get(id(decoded))
     if hit is not None and hit.decoded is decoded:
         _PREPARED.move_to_end(id(decoded))
         return hit
-    prepared = _prepare(decoded, desc["coef_zero_point"])
+    prepared = _prepare(decoded, desc["coef_zero_point"], bool(desc["depthwise"]), target.mac_input_offset)
     _PREPARED[id(decoded)] = prepared
     if len(_PREPARED) > PREPARED_CACHE_ENTRIES:
         _PREPARED.popitem(last=False)
     return prepared
 
 
-def _prepare(decoded: DecodedKernels, zero_point: int) -> PreparedKernels:
+def _prepare(decoded: Any, zero_point: int, depthwise: bool, input_offset: int) -> PreparedKernels:
+    """``input_offset``: what the MAC array subtracts from every input byte (folded into the bias here)."""
     w = decoded.weights.astype(np.int16) - np.int16(zero_point)  # [slots][Z][KY][KX]
     slots, z = w.shape[:2]
     bias = decoded.biases.view(np.int32).astype(np.int64)
+    bias = bias - input_offset * w.reshape(slots, -1).sum(axis=1, dtype=np.int64)
+    if depthwise:  # native depthwise (v8): kernel o reads input plane o only
+        return PreparedKernels(decoded, bias, None, np.arange(slots)[:, None], w.astype(np.int32))
     used = (w != 0).any(axis=(2, 3))                          # [slots][Z]
     m = max(int(used.sum(axis=1).max()), 1)
     if m * w.shape[2] * w.shape[3] <= _GATHER_MAX_TAPS or m * _GATHER_CHANNEL_FRACTION <= z:
@@ -235,8 +240,22 @@ def _prepare(decoded: DecodedKernels, zero_point: int) -> PreparedKernels:
     return PreparedKernels(decoded, bias, w.reshape(slots, -1).astype(np.float64), None, None)
 
 
-def _output_view(mem: Memory, nn: NNJob) -> np.ndarray:
+def plane_offsets(nn: NNJob) -> np.ndarray:
+    """Byte offset of every slot's output plane from out_image_address.
+
+    v7 streams carry it as each kernel's trailer word; without them
+    (``no_z_offset``, v8) slot o writes the o-th plane of
+    ``out_image_x_stride`` x ``out_image_y_stride`` bytes.
+    """
     trailers = nn.kernels.decoded.trailers
+    if trailers is not None:
+        return trailers.astype(np.int64)
+    plane = nn.desc["out_image_x_stride"] * nn.desc["out_image_y_stride"]
+    return np.arange(nn.kernels.decoded.weights.shape[0], dtype=np.int64) * plane
+
+
+def _output_view(mem: Memory, nn: NNJob) -> np.ndarray:
+    trailers = plane_offsets(nn)
     xs = nn.desc["out_image_x_stride"]
     lo = int(trailers.min())
     extent = int(trailers.max()) - lo + (nn.out_y - 1) * xs + nn.out_x
@@ -311,6 +330,20 @@ def round_half_away(value: np.ndarray, shift: int) -> np.ndarray:
     return np.where(value < 0, -magnitude, magnitude)
 
 
+#: IEEE-754 single precision exponent bias: the post shift counts from a float exponent (vipnano-nn.md 3.3).
+_F32_EXPONENT_BIAS = 127
+
+
+def total_shift(post_shift: int, target: Target) -> int:
+    """Bits ``acc * (2**bits + post_multiplier)`` is shifted right by in all.
+
+    The scale is ``(1 + m / 2**bits) * 2**(base - 127 - post_shift)`` (base =
+    ``target.post_shift_base``): on v7 (bits 15, base 142) that is the post
+    shift itself, on v8 (bits 23, base 127) the post shift plus 23.
+    """
+    return post_shift + target.post_multiplier_bits + _F32_EXPONENT_BIAS - target.post_shift_base
+
+
 def requantize(acc: np.ndarray, desc: dict[str, int], target: Target) -> np.ndarray:
     """Scale the accumulators to 8 bits: rounding_mode 1 rounds twice, as TFLite's gemmlowp arithmetic does.
 
@@ -323,7 +356,7 @@ def requantize(acc: np.ndarray, desc: dict[str, int], target: Target) -> np.ndar
     """
     bits = target.post_multiplier_bits
     multiplier = np.int64((1 << bits) + desc["post_multiplier_value"])
-    shift = desc["post_shift_value"]
+    shift = total_shift(desc["post_shift_value"], target)
     first = min(shift, bits + 1)
     scaled = round_half_away(round_half_up(acc * multiplier, first), shift - first)
     low = desc["out_zero_point"] if desc["relu"] else 0
@@ -332,7 +365,7 @@ def requantize(acc: np.ndarray, desc: dict[str, int], target: Target) -> np.ndar
 
 def store_output(mem: Memory, nn: NNJob, out: np.ndarray) -> None:
     """Write every slot's plane at out_image_address + its trailer word."""
-    trailers = nn.kernels.decoded.trailers.astype(np.int64)
+    trailers = plane_offsets(nn)
     xs = nn.desc["out_image_x_stride"]
     view = _output_view(mem, nn)
     lo = int(trailers.min())

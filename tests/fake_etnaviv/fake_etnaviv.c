@@ -350,19 +350,23 @@ static int simulate(struct file *f, const uint32_t *bos, uint32_t nr_bos, const 
 
 /* ---- the ioctls ---- */
 
+/* The environment variable `name` as a number, else the value compiled in (another NPU's core). */
+static uint64_t env_or(const char *name, uint64_t fallback)
+{
+    const char *s = getenv(name);
+    return s ? strtoull(s, NULL, 0) : fallback;
+}
+
 static uint64_t param_value(uint32_t param, int *known)
 {
     *known = 1;
     switch (param) {
-    case ETNA_PARAM_MODEL: return FAKE_MODEL;
-    case ETNA_PARAM_REVISION: return FAKE_REVISION;
-    case ETNA_PARAM_PRODUCT_ID: return FAKE_PRODUCT_ID;
-    case ETNA_PARAM_CUSTOMER_ID: return FAKE_CUSTOMER_ID;
-    case ETNA_PARAM_ECO_ID: return FAKE_ECO_ID;
-    case ETNA_PARAM_SOFTPIN_START_ADDR: {
-        const char *s = getenv("FAKE_ETNAVIV_SOFTPIN_START");
-        return s ? strtoull(s, NULL, 0) : FAKE_SOFTPIN_START;
-    }
+    case ETNA_PARAM_MODEL: return env_or("FAKE_ETNAVIV_MODEL", FAKE_MODEL);
+    case ETNA_PARAM_REVISION: return env_or("FAKE_ETNAVIV_REVISION", FAKE_REVISION);
+    case ETNA_PARAM_PRODUCT_ID: return env_or("FAKE_ETNAVIV_PRODUCT_ID", FAKE_PRODUCT_ID);
+    case ETNA_PARAM_CUSTOMER_ID: return env_or("FAKE_ETNAVIV_CUSTOMER_ID", FAKE_CUSTOMER_ID);
+    case ETNA_PARAM_ECO_ID: return env_or("FAKE_ETNAVIV_ECO_ID", FAKE_ECO_ID);
+    case ETNA_PARAM_SOFTPIN_START_ADDR: return env_or("FAKE_ETNAVIV_SOFTPIN_START", FAKE_SOFTPIN_START);
     default: *known = 0; return 0;
     }
 }

@@ -24,6 +24,7 @@ import traceback
 
 import numpy as np
 
+from npuc.backend_vip.target import VIPNANO_QI, NpuIdentity, Target, target_for_identity
 from npuc.errors import NpucError
 from npuc.runtime.device import DeviceBuffer, SubmitBo
 from npuc.sim.device import SimDevice
@@ -52,8 +53,20 @@ class Channel:
         return data
 
 
+def simulated_target() -> Target:
+    """The core the fake reports: npuc's A311D unless FAKE_ETNAVIV_MODEL/REVISION/CUSTOMER_ID name another."""
+    numbers = [int(os.environ[f"FAKE_ETNAVIV_{p}"], 0) if f"FAKE_ETNAVIV_{p}" in os.environ else None
+               for p in ("MODEL", "REVISION", "CUSTOMER_ID")]
+    if numbers == [None] * 3:
+        return VIPNANO_QI
+    target = target_for_identity(NpuIdentity(numbers[0], numbers[1], 0, numbers[2], 0))
+    if target is None:
+        raise SystemExit(f"sim_server: no npuc target has the identity {numbers}")
+    return target
+
+
 def serve(sock: socket.socket) -> None:
-    device = SimDevice()
+    device = SimDevice(simulated_target())
     buffers: dict[int, DeviceBuffer] = {}
     channel = Channel(sock)
     submits = 0
