@@ -453,7 +453,9 @@ def render(result: VerifyResult) -> str:
     out += [f"note: {n}" for n in result.notes]
     bad = result.first_beyond
     out.append("first layer beyond the tolerance: " + (f"#{bad.op} {bad.opcode} ({bad.unit}), output "
-                                                       f"{display_name(bad.output)!r}" if bad else "none"))
+                                                       f"{display_name(bad.output)!r}" if bad else "none")
+               + ("" if bad is None or result.judged_alone else
+                  " (in the run: its error includes what earlier layers accumulated)"))
     for o in result.outputs:
         out.append(f"output {o.name!r}: {'PASS' if o.passed else 'FAIL'} ({o.rule}): {o.detail}")
     return "\n".join(out)
