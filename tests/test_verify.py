@@ -41,6 +41,12 @@ def test_verify_passes_on_every_mobilenet(model, capsys):
     assert rows == [str(i) for i in range(len(rows))] and len(rows) > 30
 
 
+@pytest.mark.parametrize("model", [m for m in oracle.MOBILENETS if not m.startswith("tf2_")])
+def test_verify_passes_on_every_uint8_mobilenet_for_the_imx8mp(model, capsys):
+    code, out = verify_cli(capsys, oracle.model_path(model), "--image", GRACE, "--target", "vipnano-si-plus")
+    assert code == 0 and "first layer beyond the tolerance: none" in out, out
+
+
 def _corrupt_one_weight(raw: bytes, op: int) -> tuple[bytes, int]:
     """The blob with one weight of ``op``'s first NN job changed (stream size unchanged); the input channel."""
     blob = vipbin.read_blob(raw)
