@@ -17,7 +17,9 @@ dtype, affine quantization, variable flag, constant data, including buffers
 stored after the flatbuffer through ``Buffer.offset``/``size``) and operators
 (opcode, custom code, version, inputs with ``-1`` as ``None``, outputs,
 intermediates, every field of ``builtin_options`` and ``builtin_options_2`` as
-typed values, raw custom options).  The graph is validated before it is returned.
+typed values, raw custom options).  Outputs of the custom operators npuc knows get
+the shapes their TFLite kernels give them (``frontend_custom``), since the file
+often leaves them empty.  The graph is validated before it is returned.
 
 Conventions: ``Op.options`` is keyed by the schema's snake_case field names;
 enum fields hold their enum names (``"SAME"``, ``"RELU6"``), vectors are lists,
@@ -79,6 +81,7 @@ from tflite.StablehloPrecisionConfig import StablehloPrecisionConfig
 from tflite.TensorType import TensorType
 
 from .errors import GraphError, LimitError, ModelError, UnsupportedError
+from .frontend_custom import infer_custom_shapes
 from .ir import DTYPE_SIZES, NUMPY_DTYPES, Graph, Op, Quant, Tensor
 
 __all__ = ["load_tflite", "parse_tflite", "MAX_TENSOR_ELEMENTS"]
@@ -166,6 +169,7 @@ def load_tflite(path: str | Path) -> Graph:
 def parse_tflite(data: bytes, name: str = "<memory>") -> Graph:
     """Like :func:`load_tflite` for a model already in memory; ``name`` heads the error messages."""
     graph = _Loader(name, bytes(data)).load()
+    infer_custom_shapes(graph, name)
     try:
         graph.validate()
     except GraphError as e:
