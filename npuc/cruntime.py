@@ -7,7 +7,8 @@ the two sides cannot drift apart: the ``.vipbin`` record layouts, enumerations,
 limits and section codes from :mod:`npuc.vipbin`, the etnaviv UAPI structures
 and ioctl numbers from :mod:`npuc.runtime.etnaviv_uapi`, the error categories
 from :mod:`npuc.errors`, the image limit from :mod:`npuc.runtime.image`, the
-softmax fixed-point widths from :mod:`npuc.runtime.host.softmax`, and the
+softmax fixed-point widths from :mod:`npuc.host.kernels.softmax`, the host
+kernels' parameter structs and loaders from :mod:`npuc.host`'s declarations, and the
 runtime's own choices below.  Records become C structs with
 ``_decode``/``_encode`` functions generated from each
 :class:`~npuc.backend_vip.fields.Layout`'s rows.
@@ -32,16 +33,19 @@ from .backend_vip.target import customer_id_aliases
 from .driver import write_atomically
 from .errors import BlobError, DeviceError, InputError, LimitError, NpucError, UnsupportedError, UsageError
 from .runtime import etnaviv_uapi as uapi
-from .runtime.host.softmax import ACCUMULATION_INTEGER_BITS, SCALED_DIFF_INTEGER_BITS
+from .host import HOST_OPS
+from .host.decl import HostOp
+from .host.kernels.softmax import ACCUMULATION_INTEGER_BITS, SCALED_DIFF_INTEGER_BITS
 from .runtime.image import MAX_IMAGE_PIXELS
 
 #: Error categories the C runtime reports, in the order of its status codes (0 is success).
 ERROR_CLASSES: tuple[type[NpucError], ...] = (UsageError, BlobError, LimitError, UnsupportedError, DeviceError,
                                               InputError)
-#: Host kernels of the C runtime: TFLite operator -> stem of its C functions (prepare_<stem>, run_<stem> in
-#: cruntime_templates/host.c.j2).  A blob needing any other host kernel is refused when it is loaded.
-HOST_KERNELS = {"SOFTMAX": "softmax", "AVERAGE_POOL_2D": "average_pool", "RESHAPE": "reshape", "SQUEEZE": "reshape",
-                "QUANTIZE": "quantize", "DEQUANTIZE": "dequantize"}
+#: The C host kernels: one file per group under cruntime_templates/host/, each defining prepare_<stem> and
+#: run_<stem> for the declared kernels (npuc.host.HOST_OPS) of its group.
+HOST_KERNEL_DIR = "cruntime_templates/host"
+#: C types of the declared parameter kinds (npuc.host.decl).
+_C_PARAM_TYPES = {"i32": "int32_t", "f64": "double", "i32[]": "struct i32_array", "f32[]": "struct f32_array"}
 #: How long the runtime waits for one NPU submit (or a buffer) before it reports the NPU as hung.
 WAIT_TIMEOUT_SECONDS = 10
 #: Longest error message the C API keeps (bytes, terminator included).
@@ -94,6 +98,33 @@ def _param_types() -> list[dict[str, Any]]:
     return out
 
 
+def _kernel_files() -> list[Path]:
+    return sorted((_TEMPLATES / HOST_KERNEL_DIR).glob("*.c.j2"))
+
+
+def c_kernel_stems() -> set[str]:
+    """The stems whose C kernel exists (a ``run_<stem>`` defined in one of the kernel files)."""
+    text = "".join(p.read_text(encoding="utf-8") for p in _kernel_files())
+    return set(re.findall(r"^static void run_([a-z0-9_]+)\(", text, re.MULTILINE))
+
+
+def c_host_kernels() -> set[str]:
+    """The names of the host kernels the C runtime has."""
+    stems = c_kernel_stems()
+    return {k.name for k in HOST_OPS.values() if k.stem in stems}
+
+
+def _host_ops(kernels) -> list[dict[str, Any]]:
+    """Declared host kernels grouped by C stem: the names sharing it, its parameters with their C types."""
+    by_stem: dict[str, list[HostOp]] = {}
+    for k in kernels:
+        by_stem.setdefault(k.stem, []).append(k)
+    return [{"stem": stem, "names": [k.name for k in ks], "doc": ks[0].doc,
+             "params": [{"name": _ident(p.name), "kind": p.kind, "lo": p.lo, "hi": p.hi, "doc": p.doc,
+                         "ctype": _C_PARAM_TYPES[p.kind]} for p in ks[0].params]}
+            for stem, ks in sorted(by_stem.items())]
+
+
 def _status_name(cls: type[NpucError]) -> str:
     return "NPU_ERR_" + re.sub(r"Error$", "", cls.__name__).upper()
 
@@ -125,7 +156,9 @@ def context(embed_size: int | None = None) -> dict[str, Any]:
         "crc32_polynomial": CRC32_POLYNOMIAL,
         "wait_timeout_s": WAIT_TIMEOUT_SECONDS,
         "max_image_pixels": MAX_IMAGE_PIXELS,
-        "host_kernels": HOST_KERNELS,
+        "host_ops": _host_ops(HOST_OPS.values()),
+        "c_host_ops": _host_ops(k for k in HOST_OPS.values() if k.stem in c_kernel_stems()),
+        "host_kernel_files": [f"{HOST_KERNEL_DIR}/{p.name}" for p in _kernel_files()],
         "softmax_scaled_diff_integer_bits": SCALED_DIFF_INTEGER_BITS,
         "softmax_accumulation_integer_bits": ACCUMULATION_INTEGER_BITS,
         "ioctls": ioctls,

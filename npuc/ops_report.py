@@ -3,7 +3,7 @@
 For every operator npuc knows, where it can run: on the NPU (NN cores, TP
 cores, or as a free view) under the constraints of its entry in
 ``passes.npu_ops.NPU_LOWERINGS``, and on the host CPU when a host kernel exists
-(``runtime.host.KERNELS``).  Placement reads the same two tables, so this
+(``npuc.host.BY_OPCODE``).  Placement reads the same two tables, so this
 report cannot disagree with what ``npuc compile`` does.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .backend_vip.target import Target
 from .passes.npu_ops import NPU_LOWERINGS
-from .runtime.host import KERNELS
+from .host import BY_OPCODE
 
 UNITS = {"NN": "NN cores", "TP": "TP cores", "alias": "view (no job)"}
 
@@ -19,15 +19,15 @@ UNITS = {"NN": "NN cores", "TP": "TP cores", "alias": "view (no job)"}
 def rows(target: Target) -> list[dict]:
     """One row per operator: name, NPU unit and constraints (or None), host kernel description (or None)."""
     out = []
-    for name in sorted(set(NPU_LOWERINGS) | set(KERNELS)):
+    for name in sorted(set(NPU_LOWERINGS) | set(BY_OPCODE)):
         lowering = NPU_LOWERINGS.get(name)
-        kernel = KERNELS.get(name)
+        kernels = BY_OPCODE.get(name)
         out.append({
             "operator": name,
             "npu": None if lowering is None else UNITS[lowering.unit],
             "constraints": [] if lowering is None else [c.description for c in lowering.constraints],
             "bit_exact": None if lowering is None else lowering.exact.description,
-            "host": None if kernel is None else (kernel.doc or "host kernel"),
+            "host": None if kernels is None else "; ".join(k.doc for k in kernels),
         })
     return out
 

@@ -26,7 +26,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,78 +37,42 @@ import oracle
 from npuc import vipbin
 from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS
 from npuc.cli import npu_run_main
-from npuc.cruntime import HOST_KERNELS
+from npuc.cruntime import c_host_kernels
 from npuc.driver import compile_model
 from npuc.errors import BlobError, LimitError
 from npuc.frontend_tflite import load_tflite
 from npuc.runtime import etnaviv_uapi as uapi
-from npuc.runtime.device import SOFTPIN_START_ADDRESS
-from npuc.runtime.host import KERNELS
+from npuc.host import HOST_OPS
 from npuc.runtime.image import load_image_input
 from npuc.runtime.runtime import Runtime
 from npuc.sim.device import SimDevice
 from test_host_kernels import CASES, _inputs_for
 from blob_tools import fix_crcs
+from c_build import STRICT, emit, fake_env, make, npuc_cli
 from tflite_builder import build_model
 
-FAKE = Path(__file__).resolve().parent / "fake_etnaviv"
-STRICT = "-std=c11 -O2 -Wall -Wextra -Werror"
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all"
-NODES = "/dev/dri/renderD128=panfrost,/dev/dri/renderD129=etnaviv"
-C_KERNELS = set(HOST_KERNELS)
+C_KERNELS = c_host_kernels()
 
 
 # -- building ------------------------------------------------------------------------------
 
-def _npuc(*args: str) -> subprocess.CompletedProcess:
-    code = "import sys; from npuc.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
-
-
-def _make(directory: Path, cflags: str = STRICT, ldflags: str = "", cc: str = "gcc") -> None:
-    p = subprocess.run(["make", "-s", f"CC={cc}", f"CFLAGS={cflags}", f"LDFLAGS={ldflags}"], cwd=directory,
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0 and not p.stderr.strip(), p.stdout + p.stderr
-
-
-def _emit(directory: Path, *extra: str) -> Path:
-    p = _npuc("emit-runtime", "-o", str(directory), *extra)
-    assert p.returncode == 0, p.stderr
-    return directory
+_npuc, _make, _emit, _env = npuc_cli, make, emit, fake_env
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory) -> Path:
-    return _emit(tmp_path_factory.mktemp("c") / "runtime")
+def sources(c_sources: Path) -> Path:
+    return c_sources
 
 
 @pytest.fixture(scope="module")
-def npu_run(sources: Path) -> Path:
-    _make(sources)
-    return sources / "npu-run"
+def npu_run(c_npu_run: Path) -> Path:
+    return c_npu_run
 
 
 @pytest.fixture(scope="module")
-def fake(sources: Path, tmp_path_factory) -> Path:
-    """The fake etnaviv library, with the A311D's identity from npuc's target."""
-    i = VIPNANO_QI.identity
-    major, minor = uapi.IDENTITY_PARAMS_SINCE
-    defines = {"FAKE_MODEL": i.model, "FAKE_REVISION": i.revision, "FAKE_PRODUCT_ID": i.product_id,
-               "FAKE_CUSTOMER_ID": i.customer_id, "FAKE_ECO_ID": i.eco_id, "FAKE_SOFTPIN_START": SOFTPIN_START_ADDRESS,
-               "FAKE_DRIVER_MAJOR": major, "FAKE_DRIVER_MINOR": minor}
-    out = tmp_path_factory.mktemp("fake") / "fake_etnaviv.so"
-    cmd = ["gcc", *STRICT.split(), "-shared", "-fPIC", "-I", str(sources),
-           *(f"-D{k}={v:#x}" for k, v in defines.items()), "-o", str(out), str(FAKE / "fake_etnaviv.c"), "-ldl"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and not p.stderr.strip(), p.stderr
-    return out
-
-
-def _env(fake: Path, preload: str = "", nodes: str = NODES, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_ETNAVIV", "LD_PRELOAD"))}
-    env.update(FAKE_ETNAVIV_NODES=nodes, FAKE_ETNAVIV_PYTHON=sys.executable,
-               FAKE_ETNAVIV_SERVER=str(FAKE / "sim_server.py"), LD_PRELOAD=f"{preload}{fake}", **extra)
-    return env
+def fake(c_fake: Path) -> Path:
+    return c_fake
 
 
 def _run(binary: Path, *args: str | Path, env: dict[str, str] | None = None,
@@ -154,7 +117,7 @@ def _assert_same_outputs(out_dir: Path, want: list[np.ndarray], what: str) -> No
 # -- declarations ---------------------------------------------------------------------------
 
 def test_c_host_kernels_are_python_host_kernels():
-    assert C_KERNELS <= set(KERNELS), C_KERNELS - set(KERNELS)
+    assert C_KERNELS <= set(HOST_OPS), C_KERNELS - set(HOST_OPS)
 
 
 def test_uapi_layouts_give_the_documented_ioctl_numbers():

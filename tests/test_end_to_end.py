@@ -54,14 +54,14 @@ def test_an_operator_nothing_can_run_is_named(name):
     from npuc.backend_vip.target import VIPNANO_QI
     from npuc.frontend_tflite import load_tflite
     from npuc.passes.placement import HOST, npu_refusal
-    from npuc.runtime.host import KERNELS
+    from npuc.host import BY_OPCODE
 
     graph = load_tflite(oracle.model_path(name))
     stuck = [op for op in graph.topological_order()
-             if op.opcode not in KERNELS and npu_refusal(graph, op, VIPNANO_QI) is not None]
+             if op.opcode not in BY_OPCODE and npu_refusal(graph, op, VIPNANO_QI) is not None]
     if not stuck:
         result = compile_model(oracle.model_path(name))
-        assert all(unit != HOST or result.program.op(i).opcode in KERNELS
+        assert all(unit != HOST or result.program.op(i).opcode in BY_OPCODE
                    for i, (unit, _) in result.program.units.items())
         return
     with pytest.raises(UnsupportedError) as e:

@@ -28,10 +28,9 @@ import oracle
 from npuc.errors import InputError, UnsupportedError
 from npuc.frontend_tflite import load_tflite
 from npuc.ir import NUMPY_DTYPES, Graph
-from npuc.passes.host_params import host_params
-from npuc.runtime.host import KERNELS
-from npuc.runtime.host import fixedpoint as fp
-from npuc.runtime.host.graph_exec import run_graph_on_host
+from npuc.host import fold
+from npuc.host import fixedpoint as fp
+from npuc.host.graph_exec import run_graph_on_host
 from npuc.runtime.image import load_image_input
 from tflite_builder import OpSpec, Option, T, build_model
 
@@ -49,6 +48,17 @@ def _image_input(graph: Graph, image: Path) -> np.ndarray:
     return load_image_input(image, t.shape[1], t.shape[2], t.dtype)
 
 
+def _params(graph: Graph, op) -> dict:
+    """The folded parameters of ``op``'s host kernel."""
+    return fold(graph, op)[1]
+
+
+def _run_kernel(graph: Graph, op, ins: list, outs: list) -> None:
+    """Run ``op``'s host kernel with its folded parameters."""
+    kernel, params = fold(graph, op)
+    kernel.run(ins, outs, params)
+
+
 # -- the MobileNets -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", oracle.MOBILENETS)
@@ -61,7 +71,7 @@ def test_each_op_matches_tflite(model: str, image: str) -> None:
         ins = [None if i is None else (graph.tensors[i].data if graph.tensors[i].is_constant else ref[i])
                for i in op.inputs]
         outs = [np.zeros(graph.tensors[o].shape, dtype=NUMPY_DTYPES[graph.tensors[o].dtype]) for o in op.outputs]
-        KERNELS[op.opcode].run(ins, outs, host_params(graph, op))
+        _run_kernel(graph, op, ins, outs)
         for o, got in zip(op.outputs, outs):
             want = ref[o]
             if not np.array_equal(got, want):
@@ -380,7 +390,7 @@ def _one_op_graph(tmp_path: Path, case: tuple[list[T], OpSpec, list[int], list[i
 
 def _refusal(graph: Graph, *fragments: str) -> None:
     with pytest.raises(UnsupportedError) as e:
-        host_params(graph, graph.ops[0])
+        _params(graph, graph.ops[0])
     msg = str(e.value)
     assert "\n" not in msg and graph.ops[0].name in msg
     for f in fragments:
@@ -391,7 +401,7 @@ def test_op_without_kernel_is_refused_by_name() -> None:
     graph = _graph("mobilenet_v1_0.25_128_quant")
     op = graph.ops[0]
     with pytest.raises(UnsupportedError, match=r"^operator #0 TANH: no host kernel$"):
-        host_params(graph, type(op)(op.index, "TANH", op.inputs[:1], op.outputs))
+        _params(graph, type(op)(op.index, "TANH", op.inputs[:1], op.outputs))
 
 
 def test_unsupported_fused_activation_is_refused(tmp_path: Path) -> None:
@@ -417,7 +427,7 @@ def test_params_are_flat_and_serializable(tmp_path: Path) -> None:
         graphs[case] = _one_op_graph(tmp_path, make(np.random.default_rng(0)))
     for name, graph in graphs.items():
         for op in graph.ops:
-            for key, value in host_params(graph, op).items():
+            for key, value in _params(graph, op).items():
                 ok = (type(value) in (int, float)
                       or (isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype in (np.int32, np.float32)))
                 assert ok, f"{name} {op.name}: param {key} is {type(value).__name__}"

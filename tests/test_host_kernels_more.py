@@ -26,12 +26,11 @@ import oracle
 from npuc.errors import InputError
 from npuc.frontend_tflite import load_tflite
 from npuc.ir import NUMPY_DTYPES, Graph, Op
-from npuc.passes.host_params import host_params
-from npuc.runtime.host import KERNELS
-from npuc.runtime.host import fixedpoint as fp
-from npuc.runtime.host.graph_exec import run_graph_on_host, variable_reset_value
+from npuc.host import fold
+from npuc.host import fixedpoint as fp
+from npuc.host.graph_exec import run_graph_on_host, variable_reset_value
 from npuc.runtime.image import load_image_input
-from test_host_kernels import _one_op_graph, _q, _rand, _refusal
+from test_host_kernels import _one_op_graph, _params, _q, _rand, _refusal, _run_kernel
 from tflite_builder import OpSpec, Option, T, build_model
 
 AF = tflite.ActivationFunctionType
@@ -98,7 +97,7 @@ def test_each_op_matches_tflite(model: str, which: int) -> None:
     for op in graph.ops:
         ins = [None if i is None else _operand(graph, i, ref) for i in op.inputs]
         outs = [np.zeros(graph.tensors[o].shape, dtype=NUMPY_DTYPES[graph.tensors[o].dtype]) for o in op.outputs]
-        KERNELS[op.opcode].run(ins, outs, host_params(graph, op))
+        _run_kernel(graph, op, ins, outs)
         for o, got in zip(op.outputs, outs):
             if not _same(got, ref[o]):
                 failures.append(f"{op.name}: {np.count_nonzero(got != ref[o])}/{got.size} values differ")
@@ -130,7 +129,7 @@ def test_lstm_runs_are_independent_of_the_state_buffers() -> None:
         ins = [None if i is None else graph.tensors[i].data for i in op.inputs]
         ins[0], ins[18], ins[19] = x, np.full((1, 20), hidden, np.int8), np.full((1, 20), cell, np.int16)
         out = np.zeros((1, 28, 20), np.int8)
-        KERNELS[op.opcode].run(ins, [out], host_params(graph, op))
+        _run_kernel(graph, op, ins, [out])
         return out
 
     assert np.array_equal(run(77, -3000), run(-1, 0))
@@ -153,7 +152,7 @@ def test_lstm_batch_rows_are_independent_and_time_major_transposes() -> None:
         ins = [None if i is None else graph.tensors[i].data for i in op.inputs]   # states: not read
         ins[0] = sequence
         out = np.zeros(sequence.shape[:2] + (20,), np.int8)
-        KERNELS[op.opcode].run(ins, [out], host_params(graph, op))
+        _run_kernel(graph, op, ins, [out])
         return out
 
     x = _rand(np.random.default_rng(5), (2, 28, 28), "int8")
@@ -519,7 +518,7 @@ def test_params_are_flat_and_serializable() -> None:
     for model in MODELS:
         graph = _graph(model)
         for op in graph.ops:
-            for key, value in host_params(graph, op).items():
+            for key, value in _params(graph, op).items():
                 ok = (type(value) in (int, float)
                       or (isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype in (np.int32, np.float32)))
                 assert ok, f"{model} {op.name}: param {key} is {type(value).__name__}"

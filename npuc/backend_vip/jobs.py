@@ -272,12 +272,13 @@ class Program:
         points INT8_OFFSET apart is exactly that conversion, and every host has
         its kernel.
         """
-        from ..passes.host_params import host_params
+        from ..host import fold
 
         g = self.graph
         convert = Op(index=op, opcode="QUANTIZE", inputs=[src], outputs=[dst])
         name = f"{g.tensors[dst].name} from {g.tensors[src].dtype}"
-        return HostCall(name, op, convert.opcode, [src], [dst], host_params(g, convert))
+        kernel, params = fold(g, convert)
+        return HostCall(name, op, kernel.name, [src], [dst], params)
 
     def root(self, ref: Ref) -> Ref:
         """Follow aliases to the tensor that owns the bytes."""

@@ -24,11 +24,10 @@ from ..backend_vip.pwl_fit import BYTE_VALUES, PwlTable, fit
 from ..backend_vip.target import Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
-from ..runtime.host import KERNELS
-from ..runtime.host.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..host import BY_OPCODE, fold
+from ..host.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from . import requant
 from .elementwise import npu_layout
-from .host_params import host_params
 
 #: The clamp range (real units) of TFLite's RELU family.
 _RELU_RANGES = {"RELU": (0.0, math.inf), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0), "RELU_0_TO_1": (0.0, 1.0)}
@@ -49,7 +48,8 @@ def _stored(t: Tensor, values: np.ndarray) -> np.ndarray:
 def _host_table(graph: Graph, op: Op) -> np.ndarray:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     out = np.zeros(BYTE_VALUES, dtype=y.dtype)
-    KERNELS[op.opcode].run([_tflite_values(x)], [out], host_params(graph, op))
+    kernel, params = fold(graph, op)
+    kernel.run([_tflite_values(x)], [out], params)
     return out
 
 
@@ -101,7 +101,7 @@ LUT_OPCODES = tuple(_TABLES)
 def reference_table(graph: Graph, op: Op) -> np.ndarray | None:
     """The stored output byte for every stored input byte, as TFLite computes it (None without a reference)."""
     source = _TABLES.get(op.opcode)
-    if source is None or (source is _host_table and op.opcode not in KERNELS):
+    if source is None or (source is _host_table and op.opcode not in BY_OPCODE):
         return None
     try:
         values = source(graph, op)

@@ -15,7 +15,7 @@ from ..backend_vip.jobs import TFLITE, HostCall, Program, TPJob
 from ..backend_vip.target import Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
-from .host_params import host_params
+from ..host import fold
 from .npu_ops import NPU_LOWERINGS
 
 HOST = "HOST"
@@ -54,12 +54,12 @@ def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True,
             program.units[op.index] = (lowering.unit, "")
             continue
         try:
-            params = host_params(graph, op)
+            kernel, params = fold(graph, op)
         except UnsupportedError as e:
             raise UnsupportedError(f"{e}; it cannot run on the NPU either ({reason})") from None
         ins = [None if t is None else program.operand(t, TFLITE, op.index) for t in op.inputs]
         outs = [program.produce(t, TFLITE) for t in op.outputs]
-        program.steps.append(HostCall(op.name, op.index, op.opcode, ins, outs, params))
+        program.steps.append(HostCall(op.name, op.index, kernel.name, ins, outs, params))
         program.units[op.index] = (HOST, reason)
     return program
 

@@ -19,7 +19,7 @@ from .. import vipbin
 from ..backend_vip.target import same_core
 from ..errors import BlobError, InputError, UnsupportedError
 from .device import Device, DeviceBuffer, SubmitBo
-from .host import KERNELS
+from ..host import HOST_OPS
 
 
 @dataclass
@@ -77,8 +77,13 @@ class Runtime:
                                    f"{want.revision:#x} customer {want.customer_id:#x}), the device is model "
                                    f"{have.model:#x} revision {have.revision:#x} customer {have.customer_id:#x}")
         for i, s in enumerate(blob.steps):
-            if isinstance(s, vipbin.HostStep) and s.kernel not in KERNELS:
+            if not isinstance(s, vipbin.HostStep):
+                continue
+            if s.kernel not in HOST_OPS:
                 raise UnsupportedError(f"step {i} ({s.name}): this runtime has no host kernel {s.kernel!r}")
+            why = HOST_OPS[s.kernel].problem(s.params)
+            if why is not None:
+                raise BlobError(f"step {i} ({s.name}): host kernel {s.kernel} {why}")
         self.placement = place_buffers(blob, device)
         self.streams = apply_relocations(blob, self.placement)
 
@@ -138,7 +143,7 @@ class Runtime:
         ins = [None if t is None else self.tensor_view(t) for t in step.inputs]
         outs = [self.tensor_view(t) for t in step.outputs]
         try:
-            KERNELS[step.kernel].run(ins, outs, step.params)
+            HOST_OPS[step.kernel].run(ins, outs, step.params)
         except (KeyError, IndexError, ValueError, TypeError, OverflowError, ZeroDivisionError) as e:
             raise BlobError(f"step {index} ({step.name}): host kernel {step.kernel} cannot run with this blob's "
                             f"parameters and tensors ({type(e).__name__}: {e})") from None

@@ -33,9 +33,9 @@ from ..backend_vip.target import TARGETS, VIPNANO_QI, Target, get_target
 from ..errors import InputError, NpucError
 from ..frontend_tflite import load_tflite
 from ..ir import Graph, Op, Tensor
-from ..passes.host_params import host_params
+from ..host import fold
 from ..runtime.device import DeviceBuffer, SubmitBo
-from ..runtime.host.graph_exec import bind_inputs, run_op_on_host
+from ..host.graph_exec import bind_inputs, run_op_on_host
 from ..runtime.image import load_image_input
 from .device import SimDevice
 from .golden import GoldenDir, GoldenOp, GoldenSubmit, load_golden
@@ -82,7 +82,7 @@ class MesaReplay:
         self._starts = [a for a, _ in pinned]
         self._pinned = [b for _, b in pinned]
         self._inputs, self._outputs = self._plan_boundaries()
-        self._host = {op.index: host_params(graph, op) for op in graph.ops if op.index not in self._op_submit}
+        self._host = {op.index: fold(graph, op) for op in graph.ops if op.index not in self._op_submit}
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class MesaReplay:
         for t in op.inputs:
             if t is not None:
                 self._value(t, values)  # a clear error if Mesa's jobs never produced an input
-        run_op_on_host(self.graph, op, self._host[op.index], values)
+        run_op_on_host(self.graph, op, *self._host[op.index], values)
 
     def _run_submit(self, name: str, values: dict[int, np.ndarray]) -> None:
         for buf, data in self._kept[name]:

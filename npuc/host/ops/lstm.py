@@ -16,14 +16,14 @@ gate and the output always use tanh, whatever the fused activation says.
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import numpy as np
 
-from ..ir import Graph, Op, Tensor
-from ..runtime.host.fixedpoint import quantize_multiplier
-from ..runtime.host.lstm import GATE_INTEGER_BITS, GATES
-from .host_params_common import (Params, fail, input_tensor, optional_input, output_tensor, per_tensor,
+from ...ir import Graph, Op, Tensor
+from ..decl import HostOp, Int, Ints, Param
+from ..fixedpoint import quantize_multiplier
+from ..kernels import lstm
+from ..kernels.lstm import GATE_INTEGER_BITS, GATES
+from .common import (Params, fail, input_tensor, optional_input, output_tensor, per_tensor,
                                  require_shape, require_type)
 
 #: Inputs that only the LSTM variants npuc does not support use (peephole, projection, layer norm).
@@ -131,6 +131,17 @@ def _unidirectional_sequence_lstm(graph: Graph, op: Op) -> Params:
     return params
 
 
-LSTM_FOLDERS: dict[str, Callable[[Graph, Op], Params]] = {
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": _unidirectional_sequence_lstm,
-}
+def _declared_params() -> tuple[Param, ...]:
+    """Per gate: the two products' multipliers, shifts and effective biases; then the cell and hidden state."""
+    params: list[Param] = [Int("time_major", 0, 1), Int("cell_shift", -31, MAX_CELL_SHIFT),
+                           Int("hidden_zero_point", -128, 127), Int("initial_hidden", -128, 127)]
+    for g in GATES:
+        for product in ("input", "recurrent"):
+            params += [Int(f"{g}_{product}_multiplier", 0), Int(f"{g}_{product}_shift", -31, 31),
+                       Ints(f"{g}_{product}_bias")]
+    params += [Int("hidden_multiplier", 0), Int("hidden_shift", -31, 31), Int("cell_clip", 0, 32767)]
+    return tuple(params)
+
+
+OPS = (HostOp("UNIDIRECTIONAL_SEQUENCE_LSTM", _declared_params(), _unidirectional_sequence_lstm,
+              lstm.unidirectional_sequence_lstm),)

@@ -1,4 +1,4 @@
-"""What every host-parameter folder shares: operand access, type checks, quantization and activation ranges.
+"""What every host operator's fold shares: operand access, type checks, quantization and activation ranges.
 
 Each helper either returns what TFLite's Prepare would compute or raises an
 :class:`UnsupportedError` whose one-line message names the operator (and the
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
-from ..ir import Graph, Op, Tensor
-from ..runtime.host.fixedpoint import round_half_away
+from ...errors import UnsupportedError
+from ...ir import Graph, Op, Tensor
+from ..decl import Params
+from ..fixedpoint import round_half_away
 
-Params = dict[str, int | float | np.ndarray]
+__all__ = ["Params"]
 
 #: The 8-bit types the quantized kernels take.
 QUANTIZED_TYPES = ("uint8", "int8")
@@ -91,6 +92,15 @@ def normalized_axis(op: Op, axis: int, rank: int) -> int:
     if not 0 <= resolved < rank:
         raise fail(op, f"axis {axis} is out of range for {rank} dimensions")
     return resolved
+
+
+def leading_padding(op: Op, in_size: int, out_size: int, k: int, stride: int, dilation: int) -> int:
+    """TFLite's leading padding for one axis of a window (SAME or VALID): half the total, rounded down."""
+    padding = op.options.get("padding", "VALID")
+    if padding not in ("SAME", "VALID"):
+        raise fail(op, f"padding {padding} has no host kernel")
+    total = (out_size - 1) * stride + (k - 1) * dilation + 1 - in_size
+    return max(total, 0) // 2
 
 
 def quantize_value(value: float, scale: float, zero_point: int) -> int:

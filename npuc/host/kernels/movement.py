@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
-from .fixedpoint import round_half_away
-from .kernel import HostKernel, kernel
+from ..fixedpoint import round_half_away
 
 
 def reshape(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
@@ -82,15 +81,3 @@ def gather_nd(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dic
                          f"params of shape {list(params.shape)}")
     flat = params.reshape(-1)
     out[...] = flat[starts[:, None] + np.arange(slice_size)].reshape(out.shape)
-
-
-KERNELS: tuple[HostKernel, ...] = (
-    kernel("RESHAPE", reshape),
-    kernel("SQUEEZE", reshape),
-    kernel("CONCATENATION", concatenation),
-    kernel("SPLIT", split),
-    kernel("SPLIT_V", split),
-    kernel("PACK", pack),
-    kernel("UNPACK", unpack),
-    kernel("GATHER_ND", gather_nd),
-)

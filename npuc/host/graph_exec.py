@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import InputError
-from ...ir import NUMPY_DTYPES, Graph, Op, Tensor
-from ...passes.host_params import host_params
-from . import KERNELS
+from ..errors import InputError
+from ..ir import NUMPY_DTYPES, Graph, Op, Tensor
+from . import fold
+from .decl import HostOp, Params
 
 
 def variable_reset_value(t: Tensor) -> np.ndarray:
@@ -47,12 +47,12 @@ def bind_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[int, np.ndar
     return values
 
 
-def run_op_on_host(graph: Graph, op: Op, params: dict, values: dict[int, np.ndarray]) -> None:
+def run_op_on_host(graph: Graph, op: Op, kernel: HostOp, params: Params, values: dict[int, np.ndarray]) -> None:
     """Run one op's host kernel on ``values`` (constants come from the graph) and store its outputs there."""
     ins = [None if i is None else (graph.tensors[i].data if graph.tensors[i].is_constant else values[i])
            for i in op.inputs]
     outs = [np.zeros(graph.tensors[o].shape, dtype=NUMPY_DTYPES[graph.tensors[o].dtype]) for o in op.outputs]
-    KERNELS[op.opcode].run(ins, outs, params)
+    kernel.run(ins, outs, params)
     values.update(zip(op.outputs, outs))
 
 
@@ -64,5 +64,5 @@ def run_graph_on_host(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.nda
     """
     values = bind_inputs(graph, inputs)
     for op in graph.topological_order():
-        run_op_on_host(graph, op, host_params(graph, op), values)
+        run_op_on_host(graph, op, *fold(graph, op), values)
     return [graph.tensors[o].data if graph.tensors[o].is_constant else values[o] for o in graph.outputs]

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .fixedpoint import (exp_on_negative_values, get_reciprocal, rounding_divide_by_pot,
+from ..fixedpoint import (exp_on_negative_values, get_reciprocal, rounding_divide_by_pot,
                          saturating_rounding_doubling_high_mul, saturating_rounding_multiply_by_pot)
-from .kernel import HostKernel, kernel, store
+from .kernel import store
 
 #: Integer bits of the scaled input differences (TFLite's kScaledDiffIntegerBits).
 SCALED_DIFF_INTEGER_BITS = 5
@@ -44,6 +44,3 @@ def softmax(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[
                                    bits_over_unit + 31 - 8 * out.dtype.itemsize)
     result = np.where(used, unsat + info.min, info.min)
     store(out, result, int(info.min), int(info.max))
-
-
-KERNELS: tuple[HostKernel, ...] = (kernel("SOFTMAX", softmax),)

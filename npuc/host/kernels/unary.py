@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from .kernel import HostKernel, kernel
 
 
 def cast(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
@@ -34,10 +33,3 @@ def logistic(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict
     x, out = inputs[0], outputs[0]
     table = np.asarray(p["table"]).astype(out.dtype)
     out[...] = table[x.view(np.uint8)]
-
-
-KERNELS: tuple[HostKernel, ...] = (
-    kernel("CAST", cast),
-    kernel("SQRT", sqrt),
-    kernel("LOGISTIC", logistic),
-)

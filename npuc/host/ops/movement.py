@@ -1,4 +1,4 @@
-"""Host parameters of the data-movement operators, ARG_MAX and RESIZE_BILINEAR.
+"""Data movement on the host (RESHAPE, SQUEEZE, CONCATENATION, SPLIT, PACK, UNPACK, GATHER_ND): their parameters.
 
 Mostly axes resolved against the tensors' ranks and the checks TFLite's
 Prepare makes.  The one arithmetic fold is a uint8 CONCATENATION's
@@ -9,19 +9,15 @@ float32 ``scale = input_scale * (1 / output_scale)`` and ``bias =
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from ..ir import Graph, Op
-from .host_params_common import (NUMERIC_TYPES, QUANTIZED_TYPES, Params, constant_int, constant_ints, fail,
+from ...ir import Graph, Op
+from ..decl import Floats, HostOp, Int, Ints
+from ..kernels import movement
+from .common import (NUMERIC_TYPES, QUANTIZED_TYPES, Params, constant_int, fail,
                                  input_tensor, normalized_axis, output_tensor, per_tensor, require_shape, require_type,
                                  same_type)
 
-#: Types ARG_MAX compares (integers only: numpy's and TFLite's treatment of a NaN differ).
-ARG_MAX_TYPES = ("uint8", "int8", "int16", "int32")
-#: Types RESIZE_BILINEAR takes (float32/uint8: TFLite's float kernel; int8: its integer kernel).
-RESIZE_TYPES = ("float32", "uint8", "int8")
 #: Types GATHER_ND's indices may have.
 INDEX_TYPES = ("int32", "int64")
 
@@ -133,40 +129,14 @@ def _gather_nd(graph: Graph, op: Op) -> Params:
     return {}
 
 
-def _arg_max(graph: Graph, op: Op) -> Params:
-    x, axis_t, y = input_tensor(graph, op, 0, "input"), input_tensor(graph, op, 1, "axis"), output_tensor(graph, op)
-    require_type(op, x, "input", ARG_MAX_TYPES)
-    require_type(op, y, "output", ("int32", "int64"))
-    axis = normalized_axis(op, constant_int(op, axis_t, "axis"), len(x.shape))
-    require_shape(op, y, x.shape[:axis] + x.shape[axis + 1:], "output")
-    return {"axis": axis}
-
-
-def _resize_bilinear(graph: Graph, op: Op) -> Params:
-    x, size, y = input_tensor(graph, op, 0, "input"), input_tensor(graph, op, 1, "size"), output_tensor(graph, op)
-    require_type(op, x, "input", RESIZE_TYPES)
-    same_type(op, x, y)
-    if len(x.shape) != 4 or len(y.shape) != 4:
-        raise fail(op, f"input {x.describe()} and output {y.describe()} must be 4-D")
-    if constant_ints(op, size, "size") != list(y.shape[1:3]):
-        raise fail(op, f"size {size.describe()} does not match output {y.describe()}")
-    require_shape(op, y, (x.shape[0], *y.shape[1:3], x.shape[3]), "output")
-    align_corners = bool(op.options.get("align_corners", False))
-    half_pixel_centers = bool(op.options.get("half_pixel_centers", False))
-    if align_corners and half_pixel_centers:
-        raise fail(op, "align_corners and half_pixel_centers cannot both be set")
-    return {"align_corners": int(align_corners), "half_pixel_centers": int(half_pixel_centers)}
-
-
-DATA_FOLDERS: dict[str, Callable[[Graph, Op], Params]] = {
-    "RESHAPE": _reshape,
-    "SQUEEZE": _reshape,
-    "CONCATENATION": _concatenation,
-    "SPLIT": _split,
-    "SPLIT_V": _split_v,
-    "PACK": _pack,
-    "UNPACK": _unpack,
-    "GATHER_ND": _gather_nd,
-    "ARG_MAX": _arg_max,
-    "RESIZE_BILINEAR": _resize_bilinear,
-}
+OPS = (
+    HostOp("RESHAPE", (), _reshape, movement.reshape),
+    HostOp("SQUEEZE", (), _reshape, movement.reshape, stem="reshape"),
+    HostOp("CONCATENATION", (Int("axis", 0, 5), Ints("rescale", 0, 1), Floats("scale"), Floats("bias"),
+                             Int("output_zero_point", -128, 255)), _concatenation, movement.concatenation),
+    HostOp("SPLIT", (Int("axis", 0, 5), Int("value_index", 0, 1)), _split, movement.split),
+    HostOp("SPLIT_V", (Int("axis", 0, 5), Int("value_index", 0, 1)), _split_v, movement.split, stem="split"),
+    HostOp("PACK", (Int("axis", 0, 5),), _pack, movement.pack),
+    HostOp("UNPACK", (Int("axis", 0, 5),), _unpack, movement.unpack),
+    HostOp("GATHER_ND", (), _gather_nd, movement.gather_nd),
+)

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .fixedpoint import int_limits, logistic, multiply_by_quantized_multiplier, rounding_divide_by_pot, tanh, wrap_bits
-from .kernel import HostKernel, kernel
+from ..fixedpoint import int_limits, logistic, multiply_by_quantized_multiplier, rounding_divide_by_pot, tanh, wrap_bits
 
 #: The gates in TFLite's order; their weights are inputs 1-4 (input) and 5-8 (recurrent).
 GATES = ("input", "forget", "cell", "output")
@@ -81,6 +80,3 @@ def unidirectional_sequence_lstm(inputs: list[np.ndarray | None], outputs: list[
         h, c = _step(sequence[t].astype(np.int64), h, c, weights, p)
         result[t] = h
     out[...] = (result if p["time_major"] else result.transpose(1, 0, 2)).astype(out.dtype)
-
-
-KERNELS: tuple[HostKernel, ...] = (kernel("UNIDIRECTIONAL_SEQUENCE_LSTM", unidirectional_sequence_lstm),)

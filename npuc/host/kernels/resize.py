@@ -18,8 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .fixedpoint import wrap_bits
-from .kernel import HostKernel, kernel
+from ..fixedpoint import wrap_bits
 
 #: Fractional bits of the integer kernel's coordinates (TFLite's ``scale_10``).
 _FRACTION_BITS = 10
@@ -109,6 +108,3 @@ def resize_bilinear(inputs: list[np.ndarray | None], outputs: list[np.ndarray], 
         _resize_float(x, out, p)
     else:
         _resize_integer(x, out, p)
-
-
-KERNELS: tuple[HostKernel, ...] = (kernel("RESIZE_BILINEAR", resize_bilinear),)

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .fixedpoint import multiply_by_quantized_multiplier, round_half_away
-from .kernel import HostKernel, kernel, store
+from ..fixedpoint import multiply_by_quantized_multiplier, round_half_away
+from .kernel import store
 
 
 def _padded_offset_input(x: np.ndarray, offset: int, pad_top: int, pad_left: int,
@@ -112,10 +112,3 @@ def fully_connected(inputs: list[np.ndarray | None], outputs: list[np.ndarray], 
              / np.float64(p["output_scale"]))
     scaled = round_half_away(acc.astype(np.float64) * ratio).astype(np.int64)
     store(out, scaled + p["output_offset"], p["act_min"], p["act_max"])
-
-
-KERNELS: tuple[HostKernel, ...] = (
-    kernel("CONV_2D", conv_2d),
-    kernel("DEPTHWISE_CONV_2D", depthwise_conv_2d),
-    kernel("FULLY_CONNECTED", fully_connected),
-)

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import InputError
-from .fixedpoint import multiply_by_quantized_multiplier, wrap_int32
-from .kernel import HostKernel, kernel, store
+from ..fixedpoint import multiply_by_quantized_multiplier, wrap_int32
+from .kernel import store
 
 _QUANTIZED = (np.uint8, np.int8)
 
@@ -96,12 +96,3 @@ def floor_div(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dic
     if np.any(b == 0):
         raise InputError("FLOOR_DIV: division by zero")
     out[...] = wrap_int32(np.floor_divide(a.astype(np.int64), b.astype(np.int64))).astype(out.dtype)
-
-
-KERNELS: tuple[HostKernel, ...] = (
-    kernel("ADD", add),
-    kernel("SUB", sub),
-    kernel("MUL", mul),
-    kernel("DIV", div),
-    kernel("FLOOR_DIV", floor_div),
-)

@@ -1,0 +1,1 @@
+"""The host operators' declarations, one module per family; each module lists its kernels in ``OPS``."""

@@ -1,0 +1,199 @@
+"""Seeded random cases of one operator, checked against TFLite's reference kernels in Python and in C.
+
+A *generator* adds one instance of an operator to a subgraph, with shapes,
+options and quantization drawn from a seeded ``numpy.random.Generator``, and
+returns the instance's output tensors.  :func:`batch_model` puts many seeded
+instances side by side in one TFLite model, so that one TFLite invoke, one
+``npuc compile --cpu-only`` and one run of each runtime check them all:
+
+* :func:`check_python` compiles the model for the CPU and runs it on the
+  Python runtime; every output must equal TFLite's reference kernels' bit for
+  bit (NaN equal to NaN);
+* :func:`check_c` runs the same blob with the C runtime's ``npu-run`` on the
+  fake etnaviv device; every output must equal the Python runtime's byte for
+  byte.
+
+CI runs :data:`CASES` instances per operator; ``NPUC_LONG_TESTS=1`` runs ten
+times as many.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from model_builder import ModelBuilder, SubgraphBuilder
+from npuc import vipbin
+from npuc.driver import compile_model
+from npuc.runtime.runtime import Runtime
+from npuc.sim.device import SimDevice
+
+#: Seeded instances per operator (per test), and the opt-in long run's.
+LONG = os.environ.get("NPUC_LONG_TESTS") == "1"
+CASES = 240 if LONG else 24
+
+#: ``generator(rng, g)`` adds one instance of an operator to ``g`` and returns its outputs.
+Generator = Callable[[np.random.Generator, SubgraphBuilder], list[int]]
+
+_INT_TYPES = ("uint8", "int8", "int16", "int32", "int64")
+
+
+def quant(rng: np.random.Generator, dtype: str, scale: tuple[float, float] = (1e-3, 0.5)) -> dict:
+    """A random per-tensor quantization for ``dtype``: log-uniform scale, zero point inside the type."""
+    s = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
+    if dtype == "int16":
+        return {"scale": s, "zero_point": 0}
+    info = np.iinfo(dtype)
+    return {"scale": s, "zero_point": int(rng.integers(int(info.min), int(info.max), endpoint=True))}
+
+
+def values(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Random values of a type: the whole range of an integer type, normal floats, fair booleans."""
+    if dtype in _INT_TYPES:
+        info = np.iinfo(dtype)
+        lo, hi = (int(info.min), int(info.max)) if dtype in ("uint8", "int8", "int16") else (-1000, 1000)
+        return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    return (rng.standard_normal(shape) * 3).astype(dtype)
+
+
+@dataclass
+class Batch:
+    """A model holding seeded instances of one operator, and the names of its outputs' instances."""
+
+    model: bytes
+    labels: list[str]     # per graph output: "seed S output K"
+
+
+def batch_model(generator: Generator, seeds: range | list[int]) -> Batch:
+    """One model with an instance of the operator for each seed, side by side."""
+    m = ModelBuilder()
+    labels = []
+    for seed in seeds:
+        outs = generator(np.random.default_rng(seed), m.main)
+        for k, t in enumerate(outs):
+            m.main.output(t)
+            labels.append(f"seed {seed} output {k}")
+    return Batch(m.build(), labels)
+
+
+def _interpreter(model: bytes):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    return it
+
+
+def random_inputs(model: bytes, seed: int) -> list[np.ndarray]:
+    """Random values for every graph input of ``model``, in graph-input order."""
+    rng = np.random.default_rng(10_000 + seed)
+    return [values(rng, tuple(d["shape"]), np.dtype(d["dtype"]).name) for d in _interpreter(model).get_input_details()]
+
+
+def tflite_outputs(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The graph outputs TFLite's reference kernels compute for ``inputs``."""
+    it = _interpreter(model)
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def differences(got: list[np.ndarray], want: list[np.ndarray], labels: list[str]) -> list[str]:
+    """One line per output that differs in type, shape or any value (NaN equals NaN)."""
+    out = []
+    for label, g, w in zip(labels, got, want):
+        if g.dtype != w.dtype or g.shape != w.shape:
+            out.append(f"{label}: {g.dtype}{list(g.shape)}, expected {w.dtype}{list(w.shape)}")
+            continue
+        same = g == w
+        if g.dtype.kind == "f":
+            same |= np.isnan(g) & np.isnan(w)
+        if not same.all():
+            bad = np.argwhere(~same)
+            first = tuple(bad[0])
+            out.append(f"{label}: {bad.shape[0]}/{g.size} values differ, first at {[int(i) for i in first]}: "
+                       f"{g[first]!r}, expected {w[first]!r}")
+    return out
+
+
+def compile_cpu(model: bytes, directory: Path) -> Path:
+    """``npuc compile --cpu-only`` of ``model``; returns the blob's path."""
+    src, out = directory / "model.tflite", directory / "model.vipbin"
+    src.write_bytes(model)
+    out.write_bytes(compile_model(src, npu=False).blob)
+    return out
+
+
+def python_outputs(blob_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    runtime = Runtime(vipbin.load_blob(blob_path), SimDevice())
+    for k, x in enumerate(inputs):
+        runtime.set_input(k, x)
+    return runtime.run()
+
+
+def check_python(batch: Batch, directory: Path, runs: int = 2) -> tuple[Path, list[list[np.ndarray]]]:
+    """The batch's CPU blob on the Python runtime against TFLite, over ``runs`` random input sets.
+
+    Returns the blob and the inputs used, for :func:`check_c`.
+    """
+    blob = compile_cpu(batch.model, directory)
+    used, failures = [], []
+    for run in range(runs):
+        inputs = random_inputs(batch.model, run)
+        used.append(inputs)
+        failures += differences(python_outputs(blob, inputs), tflite_outputs(batch.model, inputs), batch.labels)
+    assert not failures, "\n".join(failures[:20])
+    return blob, used
+
+
+def c_outputs(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[np.ndarray],
+              directory: Path) -> list[np.ndarray]:
+    """The outputs of the C runtime's npu-run for ``inputs`` (raw input files, --output-dir)."""
+    blob = vipbin.load_blob(blob_path)
+    args = [str(npu_run), str(blob_path)]
+    for k, (t, x) in enumerate(zip(blob.inputs, inputs)):
+        path = directory / f"input_{k}.bin"
+        path.write_bytes(np.ascontiguousarray(x).tobytes())
+        args += ["--input", f"{blob.tensors[t].name}={path}"]
+    out_dir = directory / "c_out"
+    out_dir.mkdir(exist_ok=True)
+    p = subprocess.run([*args, "-n", "0", "--output-dir", str(out_dir)], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert p.returncode == 0 and not p.stderr, p.stderr
+    outs = []
+    for k, t in enumerate(blob.outputs):
+        info = blob.tensors[t]
+        raw = (out_dir / f"output_{k}.bin").read_bytes()
+        outs.append(np.frombuffer(raw, dtype=info.dtype).reshape(info.shape))
+    return outs
+
+
+def check_c(batch: Batch, blob: Path, used: list[list[np.ndarray]], npu_run: Path, env: dict[str, str],
+            directory: Path) -> None:
+    """The C runtime's outputs equal the Python runtime's, byte for byte, on the inputs check_python used."""
+    failures = []
+    for inputs in used:
+        failures += differences(c_outputs(npu_run, env, blob, inputs, directory), python_outputs(blob, inputs),
+                                batch.labels)
+    assert not failures, "\n".join(failures[:20])
+
+
+def check_both(generator: Generator, directory: Path, npu_run: Path | None = None, env: dict[str, str] | None = None,
+               seeds: range | None = None) -> None:
+    """Seeded instances of an operator: the Python runtime against TFLite, then (given npu-run) C against Python."""
+    batch = batch_model(generator, seeds if seeds is not None else range(CASES))
+    blob, used = check_python(batch, directory)
+    if npu_run is not None:
+        check_c(batch, blob, used, npu_run, env or {}, directory)
+
+
+def activation(rng: np.random.Generator, allowed: tuple[str, ...] = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")) -> str:
+    return str(rng.choice(allowed))
