@@ -51,6 +51,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     counts = unit_counts(program)
     print(f"{args.model}: {len(program.units)} ops -> "
           + ", ".join(f"{u} {counts.get(u, 0)}" for u in ("NN", "TP", "HOST", "alias")))
+    if result.folded:
+        print(f"  {len(result.folded)} ops computed at compile time: "
+              + ", ".join(sorted({op.opcode for op in result.folded})))
     for index, (unit, reason) in sorted(program.units.items()):
         if unit == HOST:
             print(f"  HOST {program.op(index).name}: {reason}")

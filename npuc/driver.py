@@ -13,6 +13,8 @@ from .backend_vip.jobs import Program
 from .backend_vip.target import get_target
 from .errors import InputError, ModelError
 from .frontend_tflite import load_tflite
+from .ir import Op
+from .passes.fold_constants import fold_constants
 from .passes.memory import MemoryPlan, plan_memory
 from .passes.placement import graph_outputs, lower_graph
 from .program_meta import PROGRAM_KEY, encode as encode_program
@@ -26,6 +28,7 @@ class CompileResult:
     program: Program
     plan: MemoryPlan
     stats: EmitStats
+    folded: list[Op]             # operators computed at compile time
 
 
 def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", labels_path: str | Path | None = None,
@@ -38,6 +41,7 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
     """
     target = get_target(target_name)
     graph = load_tflite(model_path)                          # frontend: flatbuffer -> validated IR
+    folded = fold_constants(graph)                           # constants and static shapes computed once
     program = lower_graph(graph, graph.topological_order(), target, npu, exact)  # NN / TP / HOST, NPU layouts
     outputs = graph_outputs(program)                         # graph outputs back in NHWC
     plan = plan_memory(program, graph.inputs, outputs)       # arena offsets with lifetime reuse
@@ -46,7 +50,7 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
         metadata["labels"] = read_labels_text(labels_path)
     blob, stats = emit_blob(program, plan, target, graph.inputs, outputs, _read_bytes(model_path), metadata,
                             split_steps)                     # descriptors, coefficients, streams, relocations
-    return CompileResult(vipbin.write_blob(blob), program, plan, stats)
+    return CompileResult(vipbin.write_blob(blob), program, plan, stats, folded)
 
 
 def _read_bytes(path: str | Path) -> bytes:

@@ -177,6 +177,17 @@ class Program:
     units: dict[int, tuple[str, str]] = field(default_factory=dict)
     versions: dict[int, dict[str, int]] = field(default_factory=dict)
 
+    def checkpoint(self) -> tuple:
+        """The program's state, for :meth:`rollback` when a lowering gives up halfway."""
+        return (len(self.steps), len(self.graph.tensors), dict(self.layouts), len(self.adjacent), dict(self.aliases),
+                {t: dict(v) for t, v in self.versions.items()})
+
+    def rollback(self, state: tuple) -> None:
+        """Forget everything lowered since :meth:`checkpoint` returned ``state``."""
+        steps, tensors, layouts, adjacent, aliases, versions = state
+        del self.steps[steps:], self.graph.tensors[tensors:], self.adjacent[adjacent:]
+        self.layouts, self.aliases, self.versions = dict(layouts), dict(aliases), versions
+
     def new_tensor(self, name: str, shape: tuple[int, ...], dtype: str, quant: Quant | None,
                    layout: str) -> int:
         """Append a tensor that lowering needs but the model does not have."""

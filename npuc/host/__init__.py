@@ -49,6 +49,10 @@ def opcode_of(op: Op) -> str:
 def host_op_for(graph: Graph, op: Op) -> HostOp:
     """The host kernel that runs ``op``, or an UnsupportedError naming the operator and what the kernels take."""
     kernels = BY_OPCODE.get(opcode_of(op))
+    if not kernels and op.opcode == "CUSTOM":
+        raise UnsupportedError(f"operator {op.name}: custom operator {op.custom_code!r} has no kernel in npuc; it is "
+                               f"not part of TFLite either, which runs it only with a kernel the application "
+                               f"registers")
     if not kernels:
         raise UnsupportedError(f"operator {op.name}: no host kernel")
     for k in kernels:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..backend_vip.jobs import TFLITE, HostCall, Program, TPJob
 from ..backend_vip.target import Target
-from ..errors import UnsupportedError
+from ..errors import LimitError, UnsupportedError
 from ..ir import Graph, Op
 from ..host import fold
 from .npu_ops import NPU_LOWERINGS
@@ -31,6 +31,10 @@ def npu_refusal(graph: Graph, op: Op, target: Target, exact: bool = False) -> st
     lowering = NPU_LOWERINGS.get(op.opcode)
     if lowering is None:
         return f"no NPU lowering for {op.opcode}"
+    empty = next((graph.tensors[t] for t in [*op.inputs, *op.outputs] if t is not None
+                  and graph.tensors[t].num_elements == 0), None)
+    if empty is not None:
+        return f"tensor {empty.describe()} is empty"
     why = lowering.refusal(graph, op, target)
     if why is None and exact:
         inexact = lowering.exact.check(graph, op, target)
@@ -49,19 +53,39 @@ def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True,
     for op in order:
         reason = npu_refusal(graph, op, target, exact) if npu else "NPU disabled"
         if reason is None:
-            lowering = NPU_LOWERINGS[op.opcode]
-            lowering.lower(program, op, target)
-            program.units[op.index] = (lowering.unit, "")
+            reason = _lower_on_npu(program, op, target)
+        if reason is None:
             continue
         try:
             kernel, params = fold(graph, op)
         except UnsupportedError as e:
+            if op.opcode == "CUSTOM":
+                raise
             raise UnsupportedError(f"{e}; it cannot run on the NPU either ({reason})") from None
         ins = [None if t is None else program.operand(t, TFLITE, op.index) for t in op.inputs]
         outs = [program.produce(t, TFLITE) for t in op.outputs]
         program.steps.append(HostCall(op.name, op.index, kernel.name, ins, outs, params))
         program.units[op.index] = (HOST, reason)
     return program
+
+
+def _lower_on_npu(program: Program, op: Op, target: Target) -> str | None:
+    """Lower ``op`` onto the NPU; None when done, else why not (the program is then as it was before).
+
+    The constraints catch what they can describe; what only the lowering
+    finds (a degenerate quantization whose rescale no post shift reaches, a
+    tensor too large for a descriptor field) undoes the partial lowering and
+    sends the operator to the host instead of failing the compile.
+    """
+    lowering = NPU_LOWERINGS[op.opcode]
+    state = program.checkpoint()
+    try:
+        lowering.lower(program, op, target)
+    except (LimitError, UnsupportedError) as e:
+        program.rollback(state)
+        return str(e).removeprefix(f"{op.name}: ").removeprefix(f"operator {op.name}: ")
+    program.units[op.index] = (lowering.unit, "")
+    return None
 
 
 def graph_outputs(program: Program) -> list[int]:
