@@ -15,6 +15,7 @@ from .errors import InputError, ModelError
 from .frontend_tflite import load_tflite
 from .ir import Op
 from .passes.fold_constants import fold_constants
+from .passes.variables import resolve_variables
 from .passes.memory import MemoryPlan, plan_memory
 from .passes.placement import graph_outputs, lower_graph
 from .program_meta import PROGRAM_KEY, encode as encode_program
@@ -41,6 +42,7 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
     """
     target = get_target(target_name)
     graph = load_tflite(model_path)                          # frontend: flatbuffer -> validated IR
+    resolve_variables(graph)                                 # a stateful model's variables as state tensors
     folded = fold_constants(graph)                           # constants and static shapes computed once
     program = lower_graph(graph, graph.topological_order(), target, npu, exact)  # NN / TP / HOST, NPU layouts
     outputs = graph_outputs(program)                         # graph outputs back in NHWC

@@ -33,10 +33,11 @@ to :func:`parse_tflite`); graph validation errors are prefixed the same way.
 
 Not supported (refused or ignored, never guessed):
 
-* subgraphs other than 0 are not loaded; ``Graph.num_subgraphs`` records how
-  many the model has, and control-flow ops that name them (WHILE, IF,
-  CALL_ONCE, ...) load with their subgraph indices as options, for placement
-  to refuse;
+* of the other subgraphs, only those CALL_ONCE operators of subgraph 0 name
+  (a stateful model's initialization) are loaded, into ``Graph.subgraphs``;
+  ``Graph.num_subgraphs`` records how many the model has, and other
+  control-flow ops (WHILE, IF, ...) load with their subgraph indices as
+  options, for placement to refuse;
 * INT4 and BFLOAT16 tensors and sparse tensors (schema field ``sparsity``)
   raise :class:`~npuc.errors.UnsupportedError`: the IR has no dtype or layout
   for them;
@@ -172,6 +173,11 @@ def parse_tflite(data: bytes, name: str = "<memory>") -> Graph:
     infer_custom_shapes(graph, name)
     try:
         graph.validate()
+        for index, sub in sorted(graph.subgraphs.items()):
+            try:
+                sub.validate()
+            except GraphError as e:
+                raise GraphError(f"subgraph {index}: {e}") from None
     except GraphError as e:
         raise GraphError(f"{name}: {e}") from None
     return graph
@@ -333,18 +339,30 @@ class _Loader:
             raise self.fail("the model has no subgraphs")
         n_buffers = self.table_count(model, "Buffers", "the buffer list")
         n_codes = self.table_count(model, "OperatorCodes", "the operator code list")
-        sg = model.Subgraphs(0).at("subgraph 0")
-
-        n_tensors = self.table_count(sg, "Tensors", "subgraph 0's tensor list")
-        tensors = [self._tensor(model, sg, i, n_buffers) for i in range(n_tensors)]
-        n_ops = self.table_count(sg, "Operators", "subgraph 0's operator list")
         codes: dict[int, tuple[str, str | None, int]] = {}
+        graph = self._subgraph(model, 0, n_buffers, n_codes, codes)
+        graph.description, graph.num_subgraphs = model.Description() or "", n_subgraphs
+        for op in graph.ops:
+            if op.opcode == "CALL_ONCE":
+                index = op.options.get("init_subgraph_index", 0)
+                if not 0 < index < n_subgraphs:
+                    raise self.fail(f"operator {op.index} (CALL_ONCE) names subgraph {index}, but the model has "
+                                    f"{n_subgraphs}")
+                if index not in graph.subgraphs:
+                    graph.subgraphs[index] = self._subgraph(model, index, n_buffers, n_codes, codes)
+        return graph
+
+    def _subgraph(self, model: _Fb, index: int, n_buffers: int, n_codes: int,
+                  codes: dict[int, tuple[str, str | None, int]]) -> Graph:
+        sg = model.Subgraphs(index).at(f"subgraph {index}")
+        n_tensors = self.table_count(sg, "Tensors", f"subgraph {index}'s tensor list")
+        tensors = [self._tensor(model, sg, i, n_buffers) for i in range(n_tensors)]
+        n_ops = self.table_count(sg, "Operators", f"subgraph {index}'s operator list")
         ops = [self._operator(model, sg, i, n_codes, n_tensors, codes) for i in range(n_ops)]
-        inputs = self._tensor_refs(sg, "Inputs", "subgraph 0's inputs", n_tensors, optional=False)
-        outputs = self._tensor_refs(sg, "Outputs", "subgraph 0's outputs", n_tensors, optional=False)
-        return Graph(tensors=tensors, ops=ops, inputs=[int(t) for t in inputs],
-                     outputs=[int(t) for t in outputs], name=sg.Name() or "",
-                     description=model.Description() or "", num_subgraphs=n_subgraphs)
+        inputs = self._tensor_refs(sg, "Inputs", f"subgraph {index}'s inputs", n_tensors, optional=False)
+        outputs = self._tensor_refs(sg, "Outputs", f"subgraph {index}'s outputs", n_tensors, optional=False)
+        return Graph(tensors=tensors, ops=ops, inputs=[int(t) for t in inputs], outputs=[int(t) for t in outputs],
+                     name=sg.Name() or "")
 
     def _check_header(self) -> None:
         size = len(self.data)

@@ -68,6 +68,9 @@ class Tensor:
     data: np.ndarray | None = None
     shape_signature: tuple[int, ...] | None = None
     is_variable: bool = False
+    #: For the state of a stateful model (a resource variable, ``is_variable`` too): the value it holds when a
+    #: runtime session starts; it then keeps what each run leaves in it.
+    initial: np.ndarray | None = None
 
     @property
     def is_constant(self) -> bool:
@@ -109,6 +112,9 @@ class Op:
     #: Tensors TFLite lists as the op's ``intermediates``: they carry quantization
     #: the kernel needs (the integer LSTM's gate and hidden scales) but no data.
     intermediates: list[int] = field(default_factory=list)
+    #: Operators (by index) that must run before this one although it reads none of their outputs: the
+    #: readers of a state tensor this operator overwrites.
+    after: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -125,9 +131,11 @@ class Graph:
     outputs: list[int]
     name: str = ""
     description: str = ""
-    #: Subgraphs in the source model; only subgraph 0 is this graph, the others are
-    #: bodies of control-flow ops (WHILE, IF, CALL_ONCE) that later stages refuse.
+    #: Subgraphs in the source model; subgraph 0 is this graph, the others are
+    #: bodies of control-flow ops (WHILE, IF, CALL_ONCE).
     num_subgraphs: int = 1
+    #: The subgraphs this graph's CALL_ONCE operators run, by subgraph index.
+    subgraphs: dict[int, Graph] = field(default_factory=dict)
 
     # -- structure ---------------------------------------------------------------
 
@@ -154,15 +162,20 @@ class Graph:
     def topological_order(self) -> list[Op]:
         """The ops in an order where every op follows the producers of its inputs.
 
-        Ties keep the model's own order, so the result is deterministic.  A cycle
-        is a :class:`GraphError` naming an op on it.
+        A variable (state) tensor holds its value from the start, so reading it
+        does not wait for the operator that overwrites it at the end of a run;
+        ``Op.after`` orders that operator after the readers, and adds any
+        other ordering no tensor expresses.  Ties keep the model's
+        own order, so the result is deterministic.  A cycle is a
+        :class:`GraphError` naming an op on it.
         """
         producers = self.producers()
+        by_index = {op.index: op for op in self.ops}
         deps: dict[int, set[int]] = {}
         for op in self.ops:
-            deps[op.index] = {producers[t].index for t in op.inputs
-                              if t is not None and t in producers and producers[t] is not op}
-        by_index = {op.index: op for op in self.ops}
+            deps[op.index] = {producers[t].index for t in op.inputs if t is not None and t in producers
+                              and producers[t] is not op and not self.tensors[t].is_variable}
+            deps[op.index] |= {i for i in op.after if i in by_index}
         done: set[int] = set()
         order: list[Op] = []
         pending = [op.index for op in self.ops]

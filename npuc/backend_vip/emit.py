@@ -222,7 +222,7 @@ def emit_blob(program: Program, plan: MemoryPlan, target: Target, inputs: list[i
             e.tensor(t)
 
     buffers = [vipbin.Buffer(size=max(_align(plan.arena_size, TENSOR_ALIGN), TENSOR_ALIGN), kind="tensor",
-                             name="arena", align=TENSOR_ALIGN)]
+                             name="arena", align=TENSOR_ALIGN, init=plan.state_init)]
     for kind, name, pool in (("descriptor", "descriptors", e.descriptors), ("coefficients", "coefficients",
                                                                           e.coefficients), ("lut", "luts", e.luts)):
         data = bytes(pool.data)

@@ -23,6 +23,9 @@ from ..ir import Graph, Op
 from . import ops
 from .decl import HostOp, Params
 
+#: Operators that run other subgraphs a data-dependent number of times.
+CONTROL_FLOW = ("WHILE", "IF", "CALL")
+
 #: Every host kernel, by the name a blob's HOST step carries.
 HOST_OPS: dict[str, HostOp] = {}
 #: The kernels of each TFLite opcode (custom operators: their custom code), in the order they are tried.
@@ -49,6 +52,9 @@ def opcode_of(op: Op) -> str:
 def host_op_for(graph: Graph, op: Op) -> HostOp:
     """The host kernel that runs ``op``, or an UnsupportedError naming the operator and what the kernels take."""
     kernels = BY_OPCODE.get(opcode_of(op))
+    if op.opcode in CONTROL_FLOW:
+        raise UnsupportedError(f"operator {op.name}: control flow ({op.opcode} of other subgraphs) is not supported; "
+                               f"npuc compiles graphs that run straight through")
     if not kernels and op.opcode == "CUSTOM":
         raise UnsupportedError(f"operator {op.name}: custom operator {op.custom_code!r} has no kernel in npuc; it is "
                                f"not part of TFLite either, which runs it only with a kernel the application "

@@ -9,8 +9,11 @@ own no bytes: they live inside the tensor they view and stretch its lifetime.
 Tensors that a job reads as one image (the two inputs of an NN ADD) form a
 block stored back to back, with no gap.  Placement is greedy, largest block
 first, at the lowest free offset: deterministic, and near optimal for the
-chain-like graphs of vision models.  Constants read by host steps are packed
-into their own read-only pool.
+chain-like graphs of vision models.  The state of a stateful model (tensors
+with an ``initial`` value) comes first, in a region no other tensor shares,
+and the arena's initial bytes hold its starting values: a runtime session
+initializes the arena once, so the state carries from one run to the next.
+Constants read by host steps are packed into their own read-only pool.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from ..backend_vip.jobs import Program, Ref, step_reads, step_writes
 from ..errors import LimitError, UnsupportedError
+from ..ir import Graph
 from ..vipbin import MAX_BUFFER_BYTES
 
 #: Alignment of every block in the arena and of every constant.  64 bytes suits
@@ -38,6 +42,7 @@ class MemoryPlan:
     constant_offsets: dict[int, int]
     constant_size: int
     lifetimes: dict[int, tuple[int, int]]
+    state_init: bytes = b""       # the arena's first bytes: every state tensor's value at session start
 
 
 def _align(n: int) -> int:
@@ -95,9 +100,12 @@ def plan_memory(program: Program, inputs: list[int], outputs: list[int]) -> Memo
         touch(t, last)
 
     size = {r: max(graph.tensors[r].nbytes, 1) for r in life}
-    blocks = _blocks(program, set(life))
+    state = sorted(r for r in life if graph.tensors[r].initial is not None)
+    offsets, state_init = _state_region(graph, state)
+    blocks = _blocks(program, set(life) - set(state))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
-    offsets: dict[int, int] = {}
+    if state:
+        placed.append((0, len(state_init), -2, last + 1))
     for block in sorted(blocks, key=lambda b: (-sum(size[t] for t in b), b[0])):
         nbytes = _align(sum(size[t] for t in block))
         first = min(life[t][0] for t in block)
@@ -126,7 +134,18 @@ def plan_memory(program: Program, inputs: list[int], outputs: list[int]) -> Memo
                 pos += _align(max(graph.tensors[t].nbytes, 1))
     if pos > MAX_BUFFER_BYTES:
         raise LimitError(f"host constants need {pos} bytes, more than the limit of {MAX_BUFFER_BYTES} bytes for one buffer")
-    return MemoryPlan(offsets, arena, const_offsets, pos, {t: (a, b) for t, (a, b) in life.items()})
+    return MemoryPlan(offsets, arena, const_offsets, pos, {t: (a, b) for t, (a, b) in life.items()}, state_init)
+
+
+def _state_region(graph: Graph, state: list[int]) -> tuple[dict[int, int], bytes]:
+    """Offsets of the state tensors, one after the other from 0, and the region's initial bytes."""
+    offsets: dict[int, int] = {}
+    init = bytearray()
+    for t in state:
+        offsets[t] = len(init)
+        init += np.ascontiguousarray(graph.tensors[t].initial).tobytes()
+        init += bytes(_align(len(init)) - len(init))
+    return offsets, bytes(init)
 
 
 def tensor_offset(program: Program, plan: MemoryPlan, ref: Ref) -> int:

@@ -15,7 +15,7 @@ from ..backend_vip.jobs import TFLITE, HostCall, Program, TPJob
 from ..backend_vip.target import Target
 from ..errors import LimitError, UnsupportedError
 from ..ir import Graph, Op
-from ..host import fold
+from ..host import CONTROL_FLOW, fold
 from .npu_ops import NPU_LOWERINGS
 
 HOST = "HOST"
@@ -59,7 +59,7 @@ def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True,
         try:
             kernel, params = fold(graph, op)
         except UnsupportedError as e:
-            if op.opcode == "CUSTOM":
+            if op.opcode == "CUSTOM" or op.opcode in CONTROL_FLOW:
                 raise
             raise UnsupportedError(f"{e}; it cannot run on the NPU either ({reason})") from None
         ins = [None if t is None else program.operand(t, TFLITE, op.index) for t in op.inputs]
