@@ -105,9 +105,36 @@ def top_n(scores: np.ndarray, dtype: str, n: int) -> list[tuple[float, int]]:
     return [(float(values[i]), int(i)) for i in order]
 
 
-def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str) -> list[np.ndarray]:
-    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one HxWx3 image input)."""
-    from .runtime.image import load_image_input
+def _channel_values(text: str, option: str) -> tuple[float, ...]:
+    """``--mean``/``--std``: one value, or one per channel (R,G,B), comma-separated."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected a number or three comma-separated numbers") from None
+    if len(values) not in (1, 3) or not all(np.isfinite(values)) or (option == "--std" and 0.0 in values):
+        raise UsageError(f"{option} {text!r}: expected one or three finite numbers{' (not 0)' * (option == '--std')}")
+    return values
+
+
+def _normalization(args: argparse.Namespace, metadata: dict[str, str], dtype: str):
+    """How to turn pixels into the image input: --mean/--std, else the blob's own for a float input, else None."""
+    from .passes.inputs import MEAN_KEY, STD_KEY
+    from .runtime.image import Normalization
+
+    if args.mean is not None or args.std is not None:
+        return Normalization(_channel_values(args.mean or "0", "--mean"), _channel_values(args.std or "1", "--std"))
+    if dtype == "float32" and MEAN_KEY in metadata and STD_KEY in metadata:
+        try:
+            return Normalization((float(metadata[MEAN_KEY]),), (float(metadata[STD_KEY]),))
+        except ValueError:
+            raise InputError(f"blob metadata {MEAN_KEY}/{STD_KEY} are not numbers") from None
+    return None
+
+
+def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str,
+            metadata: dict[str, str]) -> list[np.ndarray]:
+    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one image input)."""
+    from .runtime.image import image_input, image_layout
     from .runtime.tensor_io import load_npy, parse_input_arg
 
     given: dict[int, np.ndarray] = {}
@@ -115,10 +142,12 @@ def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str) -> li
         k, path = parse_input_arg(arg, infos)
         given[k] = load_npy(path, infos[k])
     if args.image is not None:
-        if len(infos) != 1 or len(infos[0].shape) != 4 or infos[0].shape[3] != 3:
-            raise InputError(f"{source}: the model does not take a single HxWx3 image; use --input NAME=FILE.npy")
-        _, h, w, _ = infos[0].shape
-        given[0] = load_image_input(args.image, h, w, infos[0].dtype)
+        if len(infos) != 1 or image_layout(tuple(infos[0].shape)) is None:
+            raise InputError(f"{source}: the model does not take a single image ([1, H, W, 3] or [1, 3, H, W]); "
+                             f"use --input NAME=FILE.npy")
+        info = infos[0]
+        given[0] = image_input(args.image, tuple(info.shape), info.dtype, info.scale, info.zero_point,
+                               _normalization(args, metadata, info.dtype))
     missing = [infos[k].name for k in range(len(infos)) if k not in given]
     if missing:
         raise UsageError(f"{prog}: no value for input(s) {', '.join(map(repr, missing))}: give an image or "
@@ -135,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     blob = vipbin.load_blob(args.blob)
     runtime = Runtime(blob, device_like(blob.identity))
-    for k, value in enumerate(_inputs(args, runtime.input_infos, str(args.blob), "npu-run")):
+    for k, value in enumerate(_inputs(args, runtime.input_infos, str(args.blob), "npu-run", blob.metadata)):
         runtime.set_input(k, value)
     outputs = runtime.run()
     out_infos = runtime.output_infos
@@ -172,7 +201,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         blob = vipbin.read_blob(compile_model(args.model, args.target, split_steps=True).blob, str(args.model))
         name = f"{args.model} (compiled, one job per submit)"
     result = verify(args.model, blob, name, graph,
-                    lambda runtime: _inputs(args, runtime.input_infos, str(args.model), "npuc verify"), args.target)
+                    lambda runtime: _inputs(args, runtime.input_infos, str(args.model), "npuc verify", blob.metadata),
+                    args.target)
     print(render(result))
     return 0 if result.passed else 1
 
@@ -200,9 +230,18 @@ def cmd_emit_runtime(args: argparse.Namespace) -> int:
 
 # -- parsers --------------------------------------------------------------------------
 
+def _add_normalization_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mean", help="pixel value(s) subtracted before --std divides (one, or R,G,B); default: the "
+                                  "model's own for a float input (from its input quantization), else none")
+    p.add_argument("--std", help="divisor(s) of the pixels after --mean (one, or R,G,B); a quantized input is then "
+                                 "quantized with its scale and zero point")
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("blob", type=Path, help="compiled .vipbin")
-    p.add_argument("image", type=Path, nargs="?", help="image file (BMP, PNG, JPEG, PPM) for a single image input")
+    p.add_argument("image", type=Path, nargs="?", help="image file (BMP, PNG, JPEG, PPM) for a single image input "
+                                                       "(NHWC or NCHW)")
+    _add_normalization_args(p)
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="value of input NAME (tensor name or position) from a .npy file; repeat for each input")
     p.add_argument("--output-dir", type=Path, help="write every output tensor as DIR/<name>.npy")
@@ -243,6 +282,7 @@ def _npuc_parser() -> argparse.ArgumentParser:
                                       "reference kernels; exit status 1 when the output disagrees")
     v.add_argument("model", type=Path, help="the .tflite model")
     v.add_argument("--image", type=Path, help="image file for a single image input")
+    _add_normalization_args(v)
     v.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                    help="value of input NAME (tensor name or position) from a .npy file; repeat for each input")
     v.add_argument("--blob", type=Path, help="a .vipbin compiled from MODEL (default: compile it, one job per "

@@ -36,6 +36,7 @@ from .runtime import etnaviv_uapi as uapi
 from .host import HOST_OPS
 from .host.decl import HostOp
 from .host.kernels.softmax import ACCUMULATION_INTEGER_BITS, SCALED_DIFF_INTEGER_BITS
+from .passes.inputs import MEAN_KEY, STD_KEY
 from .runtime.image import MAX_IMAGE_PIXELS
 
 #: Error categories the C runtime reports, in the order of its status codes (0 is success).
@@ -156,6 +157,7 @@ def context(embed_size: int | None = None) -> dict[str, Any]:
         "crc32_polynomial": CRC32_POLYNOMIAL,
         "wait_timeout_s": WAIT_TIMEOUT_SECONDS,
         "max_image_pixels": MAX_IMAGE_PIXELS,
+        "image_mean_key": MEAN_KEY, "image_std_key": STD_KEY,
         "host_ops": _host_ops(HOST_OPS.values()),
         "c_host_ops": _host_ops(k for k in HOST_OPS.values() if k.stem in c_kernel_stems()),
         "host_kernel_files": [f"{HOST_KERNEL_DIR}/{p.name}" for p in _kernel_files()],

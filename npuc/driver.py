@@ -15,6 +15,7 @@ from .errors import InputError, ModelError
 from .frontend_tflite import load_tflite
 from .ir import Op
 from .passes.fold_constants import fold_constants
+from .passes.inputs import image_normalization
 from .passes.variables import resolve_variables
 from .passes.memory import MemoryPlan, plan_memory
 from .passes.placement import graph_outputs, lower_graph
@@ -47,7 +48,7 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
     program = lower_graph(graph, graph.topological_order(), target, npu, exact)  # NN / TP / HOST, NPU layouts
     outputs = graph_outputs(program)                         # graph outputs back in NHWC
     plan = plan_memory(program, graph.inputs, outputs)       # arena offsets with lifetime reuse
-    metadata = {"source": Path(model_path).name, PROGRAM_KEY: encode_program(program)}
+    metadata = {"source": Path(model_path).name, PROGRAM_KEY: encode_program(program), **image_normalization(graph)}
     if labels_path is not None:
         metadata["labels"] = read_labels_text(labels_path)
     blob, stats = emit_blob(program, plan, target, graph.inputs, outputs, _read_bytes(model_path), metadata,

@@ -287,7 +287,7 @@ def test_usage_and_input_errors(npu_run, blobs, tmp_path):
     _one_line_error(_run(npu_run, blob, tmp_path / "text.bmp"), "not an image format npu-run can read")
     _one_line_error(_run(npu_run, blob, "--input", f"nope={tmp_path / 'text.bmp'}"), "has no input called 'nope'")
     _one_line_error(_run(npu_run, blobs["split_concat"], oracle.IMAGES / "cat.bmp"),
-                    "does not take a single HxWx3 image input")
+                    "does not take a single image ([1, H, W, 3] or [1, 3, H, W])")
 
 
 def test_raw_inputs_of_a_multi_input_model(npu_run, fake, blobs, tmp_path):

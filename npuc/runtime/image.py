@@ -8,11 +8,13 @@ matters: our results are compared with TFLite's on the same input bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, LimitError
+from ..host.fixedpoint import round_half_away
 
 #: Largest image npu-run decodes (pixels); larger files are refused before decoding.
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
@@ -71,16 +73,68 @@ def load_image_input(path: str | Path, height: int, width: int, dtype: str = "ui
     """An image as a 1xHxWx3 model input, resized and truncated as label_image does.
 
     For int8 inputs label_image's uint8 pipeline is used and 128 subtracted, the
-    usual convention for int8 image models.
+    usual convention for int8 image models; float32 inputs get the resized
+    values (0..255) unnormalized.
     """
-    rgb = load_rgb(path)
-    resized = resize_bilinear_float(rgb, height, width)
-    if dtype == "uint8":
-        out = resized.astype(np.uint8)
-    elif dtype == "int8":
-        out = (resized.astype(np.uint8).astype(np.int16) - 128).astype(np.int8)
-    elif dtype == "float32":
-        out = resized
-    else:
+    return image_input(path, (1, height, width, 3), dtype, normalization=RAW if dtype == "float32" else None)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``(pixel - mean) / std`` per channel (one value: every channel), in float32."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, resized: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return (resized - mean) / std
+
+
+#: The resized pixel values as they are.
+RAW = Normalization((0.0,), (1.0,))
+#: label_image's default for float models: input_mean = input_std = 127.5, i.e. [-1, 1].
+LABEL_IMAGE_FLOAT = Normalization((127.5,), (127.5,))
+
+
+def image_layout(shape: tuple[int, ...]) -> str | None:
+    """"nhwc" for [1, H, W, 3], "nchw" for [1, 3, H, W] (PyTorch exports), None when no image fits."""
+    if len(shape) != 4 or shape[0] != 1:
+        return None
+    if shape[3] == 3:
+        return "nhwc"
+    return "nchw" if shape[1] == 3 else None
+
+
+def image_input(path: str | Path, shape: tuple[int, ...], dtype: str, scale: float = 0.0, zero_point: int = 0,
+                normalization: Normalization | None = None) -> np.ndarray:
+    """An image as the model input of ``shape`` (NHWC or NCHW), resized as label_image does.
+
+    Without a normalization, uint8 inputs get the truncated pixels, int8 ones
+    the truncated pixels minus 128 and float32 ones label_image's [-1, 1].  With
+    one, the resized values are normalized in float32 and, for a quantized
+    input, quantized with its scale and zero point (rounding half away from
+    zero, as TFLite's QUANTIZE does).
+    """
+    layout = image_layout(tuple(shape))
+    if layout is None:
+        raise InputError(f"{path}: the model input {list(shape)} is not an image ([1, H, W, 3] or [1, 3, H, W])")
+    height, width = (shape[1], shape[2]) if layout == "nhwc" else (shape[2], shape[3])
+    resized = resize_bilinear_float(load_rgb(path), height, width)
+    if dtype not in ("uint8", "int8", "float32"):
         raise InputError(f"{path}: cannot feed an image to an input of type {dtype}")
-    return out[None, ...]
+    if normalization is None and dtype != "float32":
+        pixels = resized.astype(np.uint8).astype(np.int16) - (128 if dtype == "int8" else 0)
+        out = pixels.astype(dtype)
+    else:
+        real = (normalization or LABEL_IMAGE_FLOAT).apply(resized)
+        if dtype == "float32":
+            out = real
+        else:
+            info = np.iinfo(dtype)
+            q = round_half_away(real / np.float32(scale)) + zero_point
+            out = np.clip(q, info.min, info.max).astype(dtype)
+    if layout == "nchw":
+        out = out.transpose(2, 0, 1)
+    return np.ascontiguousarray(out[None, ...])
