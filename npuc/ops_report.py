@@ -1,35 +1,67 @@
-"""The supported-operators report (``npuc ops``), generated from the tables placement uses.
+"""The supported-operators report (``npuc ops``), generated from the tables ``npuc compile`` uses.
 
-For every operator npuc knows, where it can run: on the NPU (NN cores, TP
-cores, or as a free view) under the constraints of its entry in
-``passes.npu_ops.NPU_LOWERINGS``, and on the host CPU when a host kernel exists
-(``npuc.host.BY_OPCODE``).  Placement reads the same two tables, so this
-report cannot disagree with what ``npuc compile`` does.
+One row for every builtin operator of TFLite's schema (and the custom
+operators npuc knows): where it can run.  On the NPU (NN cores, TP cores, or as
+a free view) under the constraints of its entry in
+``passes.npu_ops.NPU_LOWERINGS``; on the host CPU when ``npuc.host`` declares a
+kernel for it (bit-exact with TFLite's reference kernels, in the Python and the
+C runtime), with the element types each kernel takes; or at compile time
+(shapes, constants, a stateful model's variables).  Placement reads the same
+tables, so this report cannot disagree with what ``npuc compile`` does.
 """
 
 from __future__ import annotations
 
+from tflite.BuiltinOperator import BuiltinOperator
+
 from .backend_vip.target import Target
+from .host import BY_OPCODE, CONTROL_FLOW, HostOp
+from .passes.fold_constants import SHAPE_OPS
 from .passes.npu_ops import NPU_LOWERINGS
-from .host import BY_OPCODE
+from .passes.variables import STATE_OPS
 
 UNITS = {"NN": "NN cores", "TP": "TP cores", "alias": "view (no job)"}
+#: Schema entries that are not operators a model can hold.
+_NOT_OPERATORS = ("CUSTOM", "PLACEHOLDER_FOR_GREATER_OP_CODES", "DELEGATE")
+#: Where an operator is handled before placement, and how.
+COMPILE_TIME = {
+    **{name: "computed at compile time (shapes are static)" for name in SHAPE_OPS},
+    **{name: "rewritten at compile time: variables become state tensors kept between runs" for name in STATE_OPS},
+    **{name: "refused: control flow (npuc compiles graphs that run straight through)" for name in CONTROL_FLOW},
+}
+
+
+def operator_names() -> list[str]:
+    """Every builtin operator of TFLite's schema, plus the custom operators with a host kernel."""
+    builtins = {k for k, v in vars(BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
+    return sorted((builtins - set(_NOT_OPERATORS)) | set(BY_OPCODE))
+
+
+def _host(kernels: list[HostOp] | None) -> str | None:
+    """The host kernels of an operator and the element types each takes."""
+    if not kernels:
+        return None
+    return "; ".join(f"{k.types.describe() if k.types else 'any type'} ({k.name})" for k in kernels)
 
 
 def rows(target: Target) -> list[dict]:
-    """One row per operator: name, NPU unit and constraints (or None), host kernel description (or None)."""
+    """One row per operator: name, NPU unit and constraints (or None), host kernels (or None), compile-time note."""
     out = []
-    for name in sorted(set(NPU_LOWERINGS) | set(BY_OPCODE)):
+    for name in operator_names():
         lowering = NPU_LOWERINGS.get(name)
-        kernels = BY_OPCODE.get(name)
         out.append({
             "operator": name,
             "npu": None if lowering is None else UNITS[lowering.unit],
             "constraints": [] if lowering is None else [c.description for c in lowering.constraints],
             "bit_exact": None if lowering is None else lowering.exact.description,
-            "host": None if kernels is None else "; ".join(k.doc for k in kernels),
+            "host": _host(BY_OPCODE.get(name)),
+            "compile_time": COMPILE_TIME.get(name),
         })
     return out
+
+
+def supported(row: dict) -> bool:
+    return bool(row["npu"] or row["host"] or (row["compile_time"] and not row["compile_time"].startswith("refused")))
 
 
 def render_text(target: Target) -> str:
@@ -37,26 +69,37 @@ def render_text(target: Target) -> str:
              "An operator runs on the NPU when every listed constraint holds, otherwise on the host CPU",
              "(when it has a host kernel); npuc compile prints the constraint that sent an operator to the host.", ""]
     for r in rows(target):
+        if not supported(r) and not r["compile_time"]:
+            continue
         where = [f"NPU ({r['npu']})"] if r["npu"] else []
         if r["host"]:
             where.append("HOST")
-        lines.append(f"{r['operator']}: {', '.join(where)}")
+        lines.append(f"{r['operator']}: {', '.join(where) or r['compile_time']}")
         for c in r["constraints"]:
             lines.append(f"    NPU if: {c}")
         if r["bit_exact"]:
             lines.append(f"    bit-exact with TFLite: {r['bit_exact']}")
+        if r["host"]:
+            lines.append(f"    host kernels: {r['host']}")
     return "\n".join(lines)
 
 
 def render_markdown(target: Target) -> str:
+    table = rows(target)
     lines = [f"# Supported operators ({target.name})", "",
              "Generated by `npuc ops --markdown` from the tables `npuc compile` uses; do not edit by hand.",
+             "One row per builtin operator of TFLite's schema, plus the custom operators npuc runs.",
              "An operator runs on the NPU when every constraint holds, otherwise on the host CPU when it has a",
-             "host kernel (bit-exact with TFLite's reference kernels). `npuc compile --exact` keeps on the NPU",
-             "only what the last column says is bit-exact.", "",
-             "| operator | NPU | NPU constraints | host CPU | NPU result bit-exact with TFLite |", "|---|---|---|---|---|"]
-    for r in rows(target):
+             "host kernel: bit-exact with TFLite's reference kernels, in the Python runtime and in the C runtime",
+             "(the column lists each kernel's element types and its name in a blob). `npuc compile --exact` keeps",
+             "on the NPU only what the bit-exact column allows. Operators whose inputs are all constants are",
+             "computed at compile time whatever this table says. A row with nothing in it is refused with a",
+             "one-line error naming the operator.", "",
+             f"{sum(map(supported, table))} of {len(table)} operators are supported.", "",
+             "| operator | NPU | NPU constraints | host CPU | compile time | NPU result bit-exact with TFLite |",
+             "|---|---|---|---|---|---|"]
+    for r in table:
         constraints = "<br>".join(r["constraints"]) if r["constraints"] else "–"
-        lines.append(f"| {r['operator']} | {r['npu'] or '–'} | {constraints} | {'yes' if r['host'] else '–'} "
-                     f"| {r['bit_exact'] or '–'} |")
+        lines.append(f"| {r['operator']} | {r['npu'] or '–'} | {constraints} | {r['host'] or '–'} "
+                     f"| {r['compile_time'] or '–'} | {r['bit_exact'] or '–'} |")
     return "\n".join(lines) + "\n"

@@ -22,6 +22,8 @@ from ..errors import UnsupportedError
 from ..host import BY_OPCODE, fold, opcode_of
 from ..ir import NUMPY_DTYPES, Graph, Op
 
+#: Operators that only look at their input's shape.
+SHAPE_OPS = ("SHAPE", "RANK")
 #: Operators whose outputs depend on more than their inputs' values.
 NOT_FOLDABLE = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "WHILE", "IF", "CALL",
                 "RANDOM_STANDARD_NORMAL", "RANDOM_UNIFORM", "MULTINOMIAL"}
@@ -29,7 +31,7 @@ NOT_FOLDABLE = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "
 
 def _shape_value(graph: Graph, op: Op) -> np.ndarray | None:
     """SHAPE and RANK of a tensor with a static shape; None for other operators."""
-    if op.opcode not in ("SHAPE", "RANK") or not op.inputs or op.inputs[0] is None:
+    if op.opcode not in SHAPE_OPS or not op.inputs or op.inputs[0] is None:
         return None
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if y.dtype not in ("int32", "int64"):
