@@ -23,6 +23,7 @@ from .backend_vip.coeffs import buffer_size
 from .backend_vip.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
 from .backend_vip.perf import Cost, estimate_nn_job, estimate_tp_descriptors, seconds
 from .backend_vip.perf_host import host_seconds
+from .host import HOST_OPS
 from .backend_vip.target import Target
 from .blob_program import DecodedBlob, Entry
 from .errors import InputError, SimError
@@ -92,7 +93,8 @@ def estimate_entry(decoded: DecodedBlob, entry: Entry) -> StepEstimate:
     tensors = decoded.blob.tensors
     ins = [None if t is None else tensors[t] for t in step.inputs]
     outs = [tensors[t] for t in step.outputs]
-    return StepEstimate(HOST, host_seconds(step.kernel, [None if t is None else t.shape for t in ins],
+    opcode = HOST_OPS[step.kernel].opcode if step.kernel in HOST_OPS else step.kernel
+    return StepEstimate(HOST, host_seconds(opcode, [None if t is None else t.shape for t in ins],
                                            [t.shape for t in outs], sum(t.nbytes for t in ins if t is not None),
                                            sum(t.nbytes for t in outs), target.perf_host))
 
