@@ -33,7 +33,7 @@ _TYPES = {
 }
 _ENUMS = {"padding": schema.Padding, "fusedActivationFunction": schema.ActivationFunctionType,
           "mode": schema.MirrorPadMode, "outType": schema.TensorType, "outputType": schema.TensorType,
-          "inDataType": schema.TensorType, "outDataType": schema.TensorType}
+          "inDataType": schema.TensorType, "outDataType": schema.TensorType, "quantizedBiasType": schema.TensorType}
 
 
 def options(name: str, **fields: Any) -> Any:
@@ -97,11 +97,14 @@ class SubgraphBuilder:
         return index
 
     def op(self, opcode: str, inputs: list[int], outputs: list[int], opts: Any = None,
-           custom_code: str | None = None, custom_options: dict | bytes | None = None) -> None:
+           custom_code: str | None = None, custom_options: dict | bytes | None = None,
+           intermediates: list[int] | None = None) -> None:
         """An operator; ``opcode`` is a builtin name, or "CUSTOM" with ``custom_code``."""
         o = schema.OperatorT()
         o.opcodeIndex = self.model.opcode(opcode, custom_code)
         o.inputs, o.outputs = list(inputs), list(outputs)
+        if intermediates is not None:
+            o.intermediates = list(intermediates)
         if opts is not None:
             o.builtinOptionsType = getattr(schema.BuiltinOptions, type(opts).__name__[:-1])
             o.builtinOptions = opts
