@@ -285,6 +285,19 @@ class _Fb:
         return lambda *args: self.guarded(field, lambda _obj: getter(*args))
 
 
+def _empty_constants(tensors: list[Tensor], ops: list[Op], inputs: list[int | None]) -> None:
+    """Give every tensor with no elements that nothing writes its (empty) value.
+
+    A file cannot store such a tensor's data (an empty buffer means "no data"),
+    yet a shape input of [] or zero indices is a constant all the same.
+    """
+    written = {t for op in ops for t in op.outputs} | {t for t in inputs if t is not None}
+    for t in tensors:
+        if t.data is None and t.num_elements == 0 and t.index not in written and not t.is_variable \
+                and t.dtype in NUMPY_DTYPES:
+            t.data = np.zeros(t.shape, dtype=NUMPY_DTYPES[t.dtype])
+
+
 # -- the loader -----------------------------------------------------------------------
 
 class _Loader:
@@ -361,6 +374,7 @@ class _Loader:
         ops = [self._operator(model, sg, i, n_codes, n_tensors, codes) for i in range(n_ops)]
         inputs = self._tensor_refs(sg, "Inputs", f"subgraph {index}'s inputs", n_tensors, optional=False)
         outputs = self._tensor_refs(sg, "Outputs", f"subgraph {index}'s outputs", n_tensors, optional=False)
+        _empty_constants(tensors, ops, inputs)
         return Graph(tensors=tensors, ops=ops, inputs=[int(t) for t in inputs], outputs=[int(t) for t in outputs],
                      name=sg.Name() or "")
 

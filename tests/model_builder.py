@@ -98,10 +98,14 @@ class SubgraphBuilder:
 
     def op(self, opcode: str, inputs: list[int], outputs: list[int], opts: Any = None,
            custom_code: str | None = None, custom_options: dict | bytes | None = None,
-           intermediates: list[int] | None = None) -> None:
-        """An operator; ``opcode`` is a builtin name, or "CUSTOM" with ``custom_code``."""
+           intermediates: list[int] | None = None, version: int = 1) -> None:
+        """An operator; ``opcode`` is a builtin name, or "CUSTOM" with ``custom_code``.
+
+        ``version`` is the operator code's version (TFLite registers some
+        operators, BROADCAST_TO among them, from version 2 only).
+        """
         o = schema.OperatorT()
-        o.opcodeIndex = self.model.opcode(opcode, custom_code)
+        o.opcodeIndex = self.model.opcode(opcode, custom_code, version)
         o.inputs, o.outputs = list(inputs), list(outputs)
         if intermediates is not None:
             o.intermediates = list(intermediates)
@@ -123,7 +127,7 @@ class ModelBuilder:
         self.m.description = "npuc test model"
         self.m.buffers = [schema.BufferT()]
         self.m.operatorCodes = []
-        self._codes: dict[tuple[str, str | None], int] = {}
+        self._codes: dict[tuple[str, str | None, int], int] = {}
         self.subgraphs = [SubgraphBuilder(self, "main")]
 
     @property
@@ -140,14 +144,14 @@ class ModelBuilder:
         self.m.buffers.append(b)
         return len(self.m.buffers) - 1
 
-    def opcode(self, opcode: str, custom_code: str | None) -> int:
-        key = (opcode, custom_code)
+    def opcode(self, opcode: str, custom_code: str | None, version: int = 1) -> int:
+        key = (opcode, custom_code, version)
         if key not in self._codes:
             code = getattr(schema.BuiltinOperator, opcode)
             c = schema.OperatorCodeT()
             c.builtinCode = code
             c.deprecatedBuiltinCode = min(code, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
-            c.version = 1
+            c.version = version
             c.customCode = custom_code
             self.m.operatorCodes.append(c)
             self._codes[key] = len(self.m.operatorCodes) - 1

@@ -71,10 +71,14 @@ def require_shape(op: Op, t: Tensor, shape: tuple[int, ...] | list[int], what: s
         raise fail(op, f"{what} {t.describe()} should have shape {list(shape)}")
 
 
+#: Element types of the integer tensors TFLite reads axes, sizes and paddings from.
+INDEX_TYPES = ("int8", "int16", "int32", "int64", "uint8")
+
+
 def constant_ints(op: Op, t: Tensor, what: str) -> list[int]:
-    """The values of a constant integer tensor (an axis, a size), flattened."""
-    if not t.is_constant or t.dtype not in ("int32", "int64"):
-        raise fail(op, f"{what} {t.describe()} must be a constant int32 tensor")
+    """The values of a constant integer tensor (an axis, a size, paddings), flattened."""
+    if not t.is_constant or t.dtype not in INDEX_TYPES:
+        raise fail(op, f"{what} {t.describe()} must be a constant integer tensor")
     return [int(v) for v in np.asarray(t.data).reshape(-1)]
 
 
