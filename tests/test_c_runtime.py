@@ -232,14 +232,23 @@ def test_v8_blob_runs_on_both_imx8mp_identities_and_not_on_the_a311d(npu_run, fa
     _runtime_error(_run(npu_run, blobs[model], image, env=_v8_env(fake, 0xA0)), "no etnaviv NPU matches vipnano-qi")
 
 
+def test_every_declared_host_kernel_has_c_code():
+    """One declaration per host kernel, and both runtimes have it: a kernel without C code fails here."""
+    assert C_KERNELS == set(HOST_OPS)
+
+
 def test_blob_needing_other_host_kernels_is_refused_before_any_ioctl(npu_run, fake, tmp_path):
-    """The TF2 MobileNet compiled with --cpu-only runs on host kernels the C runtime does not have (CONV_2D
-    first): refused by name, and no render node is even opened."""
-    path = tmp_path / "cpu.vipbin"
-    path.write_bytes(compile_model(oracle.model_path("tf2_mobilenet_v2_1.0_224_ptq"), npu=False).blob)
-    blob = vipbin.load_blob(path)
-    first = next(i for i, s in enumerate(blob.steps) if isinstance(s, vipbin.HostStep) and s.kernel not in C_KERNELS)
-    step = blob.steps[first]
+    """A blob from a newer npuc, whose host step names a kernel this runtime does not know: refused by name,
+    and no render node is even opened."""
+    cpu = tmp_path / "cpu.vipbin"
+    cpu.write_bytes(compile_model(oracle.model_path("tf2_mobilenet_v2_1.0_224_ptq"), npu=False).blob)
+    first = 3
+
+    def rename(blob: vipbin.Blob) -> None:
+        blob.steps[first].kernel = "CONV_4D"
+
+    path = _rewritten(cpu, rename, tmp_path / "newer.vipbin")
+    step = vipbin.load_blob(path).steps[first]
     c = _run(npu_run, path, oracle.IMAGES / "cat.bmp", env=_env(fake, FAKE_ETNAVIV_TRACE="1"))
     _one_line_error(c, f"{path}: step {first} ({step.name}): this runtime has no host kernel {step.kernel!r}")
     assert "fake-etnaviv" not in c.stderr

@@ -98,16 +98,17 @@ def test_missing_and_bad_models(tmp_path):
 
 
 def test_unsupported_model_leaves_no_output(tmp_path):
-    """TANH has neither an NPU lowering nor a host kernel: one line naming it, no output file."""
+    """A float32 HARD_SWISH on int16 tensors has neither an NPU lowering nor a host kernel (TFLite has none
+    either): one line naming it, no output file."""
     from tflite_builder import T, OpSpec, build_model
 
-    q = dict(scale=[0.02], zero_point=[128])
-    model = tmp_path / "tanh.tflite"
-    model.write_bytes(build_model([T((1, 4, 4, 3), "uint8", **q), T((1, 4, 4, 3), "uint8", **q)], OpSpec("TANH"),
-                                  [0], [1]))
-    out = tmp_path / "tanh.vipbin"
-    assert_one_line_error(run("npuc", "compile", str(model), "-o", str(out)), 1, "operator #0 TANH")
-    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["tanh.tflite"]
+    q = dict(scale=[0.02], zero_point=[0])
+    model = tmp_path / "hard_swish.tflite"
+    model.write_bytes(build_model([T((1, 4, 4, 3), "int16", **q), T((1, 4, 4, 3), "int16", **q)],
+                                  OpSpec("HARD_SWISH"), [0], [1]))
+    out = tmp_path / "hard_swish.vipbin"
+    assert_one_line_error(run("npuc", "compile", str(model), "-o", str(out)), 1, "operator #0 HARD_SWISH")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["hard_swish.tflite"]
 
 
 def test_output_into_missing_directory(tmp_path):

@@ -400,8 +400,8 @@ def _refusal(graph: Graph, *fragments: str) -> None:
 def test_op_without_kernel_is_refused_by_name() -> None:
     graph = _graph("mobilenet_v1_0.25_128_quant")
     op = graph.ops[0]
-    with pytest.raises(UnsupportedError, match=r"^operator #0 TANH: no host kernel$"):
-        _params(graph, type(op)(op.index, "TANH", op.inputs[:1], op.outputs))
+    with pytest.raises(UnsupportedError, match=r"^operator #0 UNIQUE: no host kernel$"):
+        _params(graph, type(op)(op.index, "UNIQUE", op.inputs[:1], op.outputs))
 
 
 def test_unsupported_fused_activation_is_refused(tmp_path: Path) -> None:
@@ -411,13 +411,14 @@ def test_unsupported_fused_activation_is_refused(tmp_path: Path) -> None:
     _refusal(_one_op_graph(tmp_path, (tensors, op, ins, outs)), "TANH")
 
 
-def test_float_convolution_is_refused(tmp_path: Path) -> None:
+def test_hybrid_convolution_is_refused(tmp_path: Path) -> None:
+    """A float input with int8 weights (TFLite's hybrid kernels) has no host kernel."""
     graph = _one_op_graph(tmp_path, ([T((1, 4, 4, 2), "float32"),
-                                      T((3, 1, 1, 2), "float32", data=np.ones((3, 1, 1, 2), np.float32)),
+                                      T((3, 1, 1, 2), "int8", [0.1], [0], data=np.ones((3, 1, 1, 2), np.int8)),
                                       T((1, 4, 4, 3), "float32")],
                                      OpSpec("CONV_2D", "Conv2DOptions", _conv_opts(PAD.VALID, 1, AF.NONE)),
                                      [0, 1, -1], [2]))
-    _refusal(graph, "float32")
+    _refusal(graph, "filter t1 int8")
 
 
 def test_params_are_flat_and_serializable(tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ import oracle
 from npuc.errors import InputError
 from npuc.frontend_tflite import load_tflite
 from npuc.ir import NUMPY_DTYPES, Graph, Op
-from npuc.host import fold
 from npuc.host import fixedpoint as fp
 from npuc.host.graph_exec import run_graph_on_host, variable_reset_value
 from npuc.runtime.image import load_image_input
@@ -448,11 +447,12 @@ def test_int8_concatenation_needing_requantization_is_refused(tmp_path: Path) ->
     _refusal(graph, "quantized differently", "only uint8")
 
 
-def test_float_arg_max_is_refused(tmp_path: Path) -> None:
-    graph = _one_op_graph(tmp_path, ([T((2, 5), "float32"), T((), "int32", data=np.array(1, np.int32)),
+def test_int16_arg_max_is_refused(tmp_path: Path) -> None:
+    """TFLite's ARG_MAX takes no int16 input, nor does npuc's."""
+    graph = _one_op_graph(tmp_path, ([T((2, 5), "int16", [0.1], [0]), T((), "int32", data=np.array(1, np.int32)),
                                       T((2,), "int32")],
                                      OpSpec("ARG_MAX", "ArgMaxOptions", [Option(0, "b", TT.INT32)]), [0, 1], [2]))
-    _refusal(graph, "float32")
+    _refusal(graph, "int16")
 
 
 def test_resize_with_align_corners_and_half_pixel_centers_is_refused(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 import oracle
 from c_build import fake_env
-from model_builder import ModelBuilder, options
+from model_builder import ModelBuilder
 from npuc import vipbin
 from npuc.cli import npu_run_main
 from npuc.driver import compile_model

@@ -116,6 +116,8 @@ EXACT_CASES = {
     "int8_abs_same_scale": lambda r: _unary("ABS", _q(0.05, 0), _q(0.05, -128)),
     "int8_logistic": lambda r: _unary("LOGISTIC", _q(0.28, 114), _q(1 / 256, -128)),
     "uint8_logistic": lambda r: _unary("LOGISTIC", _q(0.06, 128, **U8), _q(1 / 256, 0, **U8)),
+    "int8_tanh": lambda r: _unary("TANH", _q(0.05, 3), _q(1 / 128, 0)),
+    "uint8_tanh": lambda r: _unary("TANH", _q(0.03, 120, **U8), _q(1 / 128, 128, **U8)),
 }
 
 
@@ -141,7 +143,7 @@ def test_one_operator_models_on_the_npu_match_tflite(case, tmp_path):
 
 def test_lut_operators_are_exact_for_every_input_byte(tmp_path):
     """Every possible input value at once: the fitted table reproduces TFLite's operator exactly."""
-    for case in [c for c in EXACT_CASES if c.split("_", 1)[1].upper().startswith(("RELU", "ABS", "LOGISTIC"))]:
+    for case in [c for c in EXACT_CASES if c.split("_", 1)[1].upper().startswith(("RELU", "ABS", "LOGISTIC", "TANH"))]:
         path, _ = _model(case, tmp_path)
         g = load_tflite(path)
         program = lower_graph(g, g.topological_order(), TARGET)
@@ -212,7 +214,6 @@ REFUSALS = {
         lambda r: _pad(_q(0.05, 3), ((0, 0), (2, 2), (0, 0), (2, 2))),
     "the padding constant is not the output zero point":
         lambda r: _pad(_q(0.05, 3), ((0, 0), (1, 1), (1, 1), (0, 0)), constant=7),
-    "no reference table for TANH": lambda r: _unary("TANH", _q(0.05, 3), _q(1 / 128, 0)),
     "no reference table for ABS": lambda r: _unary("ABS", _q(0.05, 128, **U8), _q(0.05, 0, **U8)),
     "int8 average over an even window of 4x6": lambda r: _avg_pool_int8(4, 6),
     "a 2-D tensor of shape [3, 40]": lambda r: _unary("RELU", _q(0.05, 3), _q(0.05, 3), shape=(3, 40)),

@@ -115,17 +115,26 @@ _C_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 @dataclass(frozen=True)
 class Types:
-    """Which variant of an operator applies: the element type of one of its tensors is among ``types``."""
+    """Which variant of an operator applies: the element type of one of its tensors is among ``types``.
+
+    With ``quantized``, the tensor must also carry a quantization: TFLite
+    runs an int16 ADD with a scale through its quantized kernel, and one
+    without as plain integer arithmetic.
+    """
 
     types: tuple[str, ...]
     tensor: str = "output"        # "input" (input 0) or "output" (output 0)
+    quantized: bool = False
 
     def accepts(self, graph: Graph, op: Op) -> bool:
         index = (op.inputs if self.tensor == "input" else op.outputs or [None])[0]
-        return index is not None and graph.tensors[index].dtype in self.types
+        if index is None or graph.tensors[index].dtype not in self.types:
+            return False
+        q = graph.tensors[index].quant
+        return not self.quantized or (q is not None and q.scale.size > 0)
 
     def describe(self) -> str:
-        return f"{self.tensor} {'/'.join(self.types)}"
+        return f"{'quantized ' if self.quantized else ''}{self.tensor} {'/'.join(self.types)}"
 
 
 @dataclass(frozen=True)

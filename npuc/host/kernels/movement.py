@@ -1,11 +1,15 @@
-"""Data movement: RESHAPE, SQUEEZE, CONCATENATION, SPLIT, SPLIT_V, PACK, UNPACK and GATHER_ND.
+"""Data movement: reshapes, joins and cuts, rearrangements and fills, as TFLite's kernels move elements.
 
-These copy elements without arithmetic, with one exception TFLite makes: a
-uint8 CONCATENATION whose inputs are quantized differently from its output
-requantizes those inputs in float32 (``round(q * scale + bias) + zero_point``
-with ``scale = input_scale * (1 / output_scale)`` and ``bias = -input_zero_point
-* scale``), as its reference kernel does.  Axes arrive already made
-non-negative by the compiler.
+RESHAPE, SQUEEZE and EXPAND_DIMS copy the elements unchanged; CONCATENATION,
+SPLIT, SPLIT_V, PACK and UNPACK join or cut along one axis; TRANSPOSE, TILE and
+BROADCAST_TO rearrange or repeat; ZEROS_LIKE and FILL write one value
+everywhere.  They copy stored values whatever the quantization, with one
+exception TFLite makes: a uint8 CONCATENATION whose inputs are quantized
+differently from its output requantizes those inputs in float32
+(``round(q * scale + bias) + zero_point``, rounding half away from zero, with
+``scale = input_scale * (1 / output_scale)`` and ``bias = -input_zero_point *
+scale``), as its reference kernel does.  Axes arrive already made non-negative
+by the compiler.
 """
 
 from __future__ import annotations
@@ -14,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputError
 from ..fixedpoint import round_half_away
 
 
 def reshape(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
-    """Copy the elements unchanged into the output's shape (RESHAPE and SQUEEZE)."""
+    """Copy the elements unchanged into the output's shape (RESHAPE, SQUEEZE and EXPAND_DIMS)."""
     outputs[0][...] = inputs[0].reshape(outputs[0].shape)
 
 
@@ -35,8 +38,7 @@ def concatenation(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p:
     pieces = []
     for i, x in enumerate(inputs):
         if p["rescale"][i]:
-            info = np.iinfo(out.dtype)
-            x = np.clip(_requantized(x, p["scale"][i], p["bias"][i], p["output_zero_point"]), info.min, info.max)
+            x = np.clip(_requantized(x, p["scale"][i], p["bias"][i], p["output_zero_point"]), 0, 255)
         pieces.append(x)
     out[...] = np.concatenate(pieces, axis=p["axis"])
 
@@ -44,11 +46,9 @@ def concatenation(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p:
 def split(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
     """Cut the value (input ``value_index``) along ``axis`` into the outputs' sizes (SPLIT and SPLIT_V)."""
     x, axis = inputs[p["value_index"]], p["axis"]
-    start = 0
-    for out in outputs:
-        size = out.shape[axis]
-        out[...] = np.take(x, np.arange(start, start + size), axis=axis)
-        start += size
+    bounds = np.cumsum([out.shape[axis] for out in outputs])[:-1]
+    for out, part in zip(outputs, np.split(x, bounds, axis=axis)):
+        out[...] = part
 
 
 def pack(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
@@ -62,22 +62,26 @@ def unpack(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[s
         out[...] = np.take(inputs[0], k, axis=p["axis"])
 
 
-def gather_nd(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
-    """Gather slices of ``params`` at the index tuples in the last axis of ``indices``.
+def transpose(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """Output axis k is input axis ``perm[k]``."""
+    outputs[0][...] = np.transpose(inputs[0], [int(a) for a in p["perm"]])
 
-    Like TFLite, an index tuple is turned into a flat offset with the
-    params' strides and only that offset is bounds-checked (an InputError
-    when the slice would leave the tensor).
-    """
-    params, indices, out = inputs[0], inputs[1], outputs[0]
-    depth = indices.shape[-1]
-    slice_size = int(np.prod(params.shape[depth:], dtype=np.int64))
-    strides = np.array([int(np.prod(params.shape[d + 1:], dtype=np.int64)) for d in range(depth)], dtype=np.int64)
-    index_tuples = indices.reshape(-1, depth).astype(np.int64)
-    starts = index_tuples @ strides
-    outside = np.flatnonzero((starts < 0) | (starts + slice_size > params.size))
-    if outside.size:
-        raise InputError(f"GATHER_ND: index {index_tuples[outside[0]].tolist()} lies outside "
-                         f"params of shape {list(params.shape)}")
-    flat = params.reshape(-1)
-    out[...] = flat[starts[:, None] + np.arange(slice_size)].reshape(out.shape)
+
+def tile(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """Repeat the input ``multiples[k]`` times along each axis k."""
+    outputs[0][...] = np.tile(inputs[0], [int(m) for m in p["multiples"]])
+
+
+def broadcast_to(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """Repeat the input along its size-1 and missing leading axes to the output's shape."""
+    outputs[0][...] = np.broadcast_to(inputs[0], outputs[0].shape)
+
+
+def zeros_like(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """Zeros in the input's shape."""
+    outputs[0][...] = 0
+
+
+def fill(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """The one element of input 1 (``value``, read at run time) everywhere."""
+    outputs[0][...] = inputs[1].reshape(-1)[0]

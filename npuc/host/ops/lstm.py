@@ -16,6 +16,7 @@ gate and the output always use tanh, whatever the fused activation says.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from ...ir import Graph, Op, Tensor
@@ -23,8 +24,8 @@ from ..decl import HostOp, Int, Ints, Param
 from ..fixedpoint import quantize_multiplier
 from ..kernels import lstm
 from ..kernels.lstm import GATE_INTEGER_BITS, GATES
-from .common import (Params, fail, input_tensor, optional_input, output_tensor, per_tensor,
-                                 require_shape, require_type)
+from .common import (Params, fail, input_tensor, optional_input, output_tensor, per_tensor, require_shape,
+                     require_type)
 
 #: Inputs that only the LSTM variants npuc does not support use (peephole, projection, layer norm).
 UNSUPPORTED_INPUTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
@@ -32,7 +33,8 @@ UNSUPPORTED_INPUTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projec
                       23: "layer normalization"}
 #: Intermediates of the 8x8_16 integer LSTM; the last one carries the hidden state's quantization.
 INTERMEDIATES = 5
-#: Largest cell-state scale exponent for which tanh(cell) stays within gemmlowp's exp (5 integer bits).
+#: Cell-state scale exponents for which tanh(cell) has 0 to 4 integer bits (gemmlowp's exp takes at most 5).
+MIN_CELL_SHIFT = -15
 MAX_CELL_SHIFT = 4 - 15
 #: Gate bias inputs, in GATES order.
 FIRST_BIAS_INPUT = 12
@@ -55,9 +57,10 @@ def _cell_shift(op: Op, cell: Tensor) -> int:
     """TFLite's CheckedLog2 of the cell state's scale, which must be a power of two small enough for tanh."""
     scale, _ = per_tensor(op, cell, "cell state")
     log2 = math.log2(scale)
-    if abs(log2 - round(log2)) >= 1e-3 or round(log2) > MAX_CELL_SHIFT:
-        raise fail(op, f"cell state {cell.describe()} needs a power-of-two scale of at most 2^{MAX_CELL_SHIFT}")
-    return int(round(log2))
+    if abs(log2 - round(log2)) >= 1e-3 or not MIN_CELL_SHIFT <= round(log2) <= MAX_CELL_SHIFT:
+        raise fail(op, f"cell state {cell.describe()} needs a power-of-two scale from 2^{MIN_CELL_SHIFT} "
+                       f"to 2^{MAX_CELL_SHIFT}")
+    return round(log2)
 
 
 def _multiplier(op: Op, params: Params, name: str, real: np.float32) -> None:
@@ -133,7 +136,7 @@ def _unidirectional_sequence_lstm(graph: Graph, op: Op) -> Params:
 
 def _declared_params() -> tuple[Param, ...]:
     """Per gate: the two products' multipliers, shifts and effective biases; then the cell and hidden state."""
-    params: list[Param] = [Int("time_major", 0, 1), Int("cell_shift", -31, MAX_CELL_SHIFT),
+    params: list[Param] = [Int("time_major", 0, 1), Int("cell_shift", MIN_CELL_SHIFT, MAX_CELL_SHIFT),
                            Int("hidden_zero_point", -128, 127), Int("initial_hidden", -128, 127)]
     for g in GATES:
         for product in ("input", "recurrent"):
