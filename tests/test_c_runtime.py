@@ -46,6 +46,7 @@ from npuc.host import HOST_OPS
 from npuc.runtime.image import load_image_input
 from npuc.runtime.runtime import Runtime
 from npuc.sim.device import SimDevice
+from host_cases import random_inputs
 from test_host_kernels import CASES, _inputs_for
 from blob_tools import fix_crcs
 from c_build import STRICT, emit, fake_env, make, npuc_cli
@@ -412,9 +413,37 @@ def test_simulator_error_fails_the_submit(npu_run, fake, blobs, tmp_path):
 #: Sanitizer reports must not hide behind npu-run's own exit code 1.
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=0:exitcode=99:abort_on_error=0",
                  "UBSAN_OPTIONS": "halt_on_error=1:exitcode=98:print_stacktrace=1"}
-FUZZ_CASES = 2000
+FUZZ_CASES = 3000
 FUZZ_SEEDS = ("softmax_int8_beta", "avg_pool_uint8_same", "quantize_float_to_int8", "reshape")
 FUZZ_NPU_SEED = "add_uint8"   # an NN job with descriptors, coefficients and relocations
+#: Host kernels of every family, a few seeded instances each in one blob (test module, generators).
+FUZZ_FAMILIES = {
+    "test_host_movement": ("STRIDED_SLICE_MIXED", "GATHER", "TRANSPOSE", "MIRROR_PAD", "SPACE_TO_BATCH_ND"),
+    "test_host_arith": ("ADD_quantized", "SELECT_V2", "DIV_quantized", "LESS_quantized"),
+    "test_host_reduce": ("MEAN_QUANTIZED", "RESIZE_BILINEAR", "LOG_SOFTMAX_8BIT", "ARG_MAX"),
+    "test_host_conv": ("CONV_2D", "BATCH_MATMUL", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    "test_host_unary": ("HARD_SWISH", "TANH_I16", "PRELU", "CAST"),
+}
+
+
+def _family_blobs(tmp_path: Path) -> list[tuple[bytes, bytes]]:
+    """(model, CPU blob) per host-kernel family, each with a few instances of its trickiest kernels."""
+    import importlib
+
+    from host_cases import batch_model, compile_cpu
+
+    blobs = []
+    for module, names in FUZZ_FAMILIES.items():
+        generators = importlib.import_module(module).GENERATORS
+
+        def family(rng, g, generators=generators, names=names):
+            return [t for name in names for t in generators[name](rng, g)]
+
+        directory = tmp_path / module
+        directory.mkdir()
+        model = batch_model(family, range(2)).model
+        blobs.append((model, compile_cpu(model, directory).read_bytes()))
+    return blobs
 
 
 @pytest.fixture(scope="module")
@@ -534,6 +563,7 @@ def test_sanitized_runtime_refuses_corrupted_blobs(sanitized, fake, blobs, tmp_p
     host-step refusal), never a sanitizer report, a crash or a hang.  Accepted host-only blobs also run."""
     seeds = [blobs["split_concat"].read_bytes(), _case_blob(FUZZ_NPU_SEED, tmp_path, npu=True)[0].read_bytes()]
     seeds += [_case_blob(case, tmp_path)[0].read_bytes() for case in FUZZ_SEEDS]
+    seeds += [blob for _, blob in _family_blobs(tmp_path)]
     near = [_boundaries(raw) for raw in seeds]
     rng = np.random.default_rng(2024)
     jobs = []
@@ -552,8 +582,9 @@ def test_sanitized_runtime_refuses_corrupted_blobs(sanitized, fake, blobs, tmp_p
         p = _run(sanitized, "--check", path, env=leaks if i < 100 else env, timeout=60)
         problems = [f"{path.name}: {e}" for e in [_check_sanitized_run(p, str(path), expected)] if e]
         blob = vipbin.read_blob(path.read_bytes()) if expected is None and p.returncode == 0 else None
+        names = [blob.tensors[t].name for t in blob.inputs] if blob else []
         if blob and not any(isinstance(s, vipbin.NpuStep) for s in blob.steps) \
-                and sum(b.size for b in blob.buffers) <= 1 << 24:
+                and sum(b.size for b in blob.buffers) <= 1 << 24 and len(set(names)) == len(names):  # by name
             args = []
             for k, t in enumerate(blob.inputs):
                 data = path.with_suffix(f".in{k}")
@@ -580,6 +611,12 @@ def test_sanitized_runtime_runs_valid_blobs_cleanly(sanitized, fake, blobs, tmp_
         (tmp_path / case).mkdir()
         path, blob, inputs = _case_blob(case, tmp_path / case)
         runs.append((path, _input_args(blob, inputs, tmp_path / case)))
+    for k, (model, raw) in enumerate(_family_blobs(tmp_path)):
+        directory = tmp_path / f"family{k}"
+        directory.mkdir()
+        path = directory / "family.vipbin"
+        path.write_bytes(raw)
+        runs.append((path, _input_args(vipbin.read_blob(raw), random_inputs(model, 0), directory)))
     for path, args in runs:
         p = _run(sanitized, path, *args, "--output-dir", tmp_path, env=env)
         assert p.returncode == 0 and not p.stderr, p.stderr[-3000:]
