@@ -35,6 +35,7 @@ from .errors import BlobError, DeviceError, InputError, LimitError, NpucError, U
 from .runtime import etnaviv_uapi as uapi
 from .host import HOST_OPS
 from .host.decl import HostOp
+from .host.kernels.lstm import STATE_INPUTS as LSTM_STATE_INPUTS
 from .host.kernels.softmax import ACCUMULATION_INTEGER_BITS, SCALED_DIFF_INTEGER_BITS
 from .passes.inputs import MEAN_KEY, STD_KEY
 from .runtime.image import MAX_IMAGE_PIXELS
@@ -162,6 +163,7 @@ def context(embed_size: int | None = None) -> dict[str, Any]:
         "c_host_ops": _host_ops(k for k in HOST_OPS.values() if k.stem in c_kernel_stems()),
         "host_kernel_files": [f"{HOST_KERNEL_DIR}/{p.name}" for p in _kernel_files()],
         "softmax_scaled_diff_integer_bits": SCALED_DIFF_INTEGER_BITS,
+        "lstm_state_inputs": LSTM_STATE_INPUTS,
         "softmax_accumulation_integer_bits": ACCUMULATION_INTEGER_BITS,
         "ioctls": ioctls,
         "uapi": {

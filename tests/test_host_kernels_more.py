@@ -118,23 +118,52 @@ def _lstm(graph: Graph) -> Op:
     return next(o for o in graph.ops if o.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM")
 
 
-def test_lstm_runs_are_independent_of_the_state_buffers() -> None:
-    """Every run starts from TFLite's reset state, whatever the state tensors' buffers hold (arena leftovers)."""
+def test_lstm_state_carries_from_one_run_to_the_next_as_in_tflite(tmp_path: Path) -> None:
+    """TFLite's LSTM starts from its state tensors and leaves its final states in them; a session of the CPU
+    blob gives TFLite's outputs over a sequence of invokes of one interpreter that is never reset."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from npuc import vipbin
+    from npuc.driver import compile_model
+    from npuc.runtime.runtime import Runtime
+    from npuc.sim.device import SimDevice
+
+    path = oracle.model_path(LSTM)
+    runtime = Runtime(vipbin.read_blob(compile_model(path, npu=False).blob), SimDevice())
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    outputs = []
+    for which in (0, 1, 0):
+        x = _model_inputs(LSTM, which)[0]
+        runtime.set_input(0, x)
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        ours, want = runtime.run()[0], it.get_tensor(it.get_output_details()[0]["index"])
+        assert np.array_equal(ours, want)
+
+
+def test_lstm_kernel_reads_and_writes_its_state_tensors() -> None:
+    """The LSTM's own output after a second invoke is TFLite's (which carries the state), not a fresh start's."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     graph = _graph(LSTM)
     op = _lstm(graph)
-    x = _rand(np.random.default_rng(3), (1, 28, 28), "int8")
-
-    def run(hidden: int, cell: int) -> np.ndarray:
-        ins = [None if i is None else graph.tensors[i].data for i in op.inputs]
-        ins[0], ins[18], ins[19] = x, np.full((1, 20), hidden, np.int8), np.full((1, 20), cell, np.int16)
-        out = np.zeros((1, 28, 20), np.int8)
-        _run_kernel(graph, op, ins, [out])
-        return out
-
-    assert np.array_equal(run(77, -3000), run(-1, 0))
-    first = run_graph_on_host(graph, _model_inputs(LSTM, 0))[0]
-    run_graph_on_host(graph, _model_inputs(LSTM, 1))
-    assert np.array_equal(run_graph_on_host(graph, _model_inputs(LSTM, 0))[0], first)
+    it = Interpreter(model_path=str(oracle.model_path(LSTM)), experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    ins = [None if i is None else _operand(graph, i, {}) for i in op.inputs[1:]]
+    ins.insert(0, None)
+    outs = []
+    for which in (0, 1):
+        it.set_tensor(it.get_input_details()[0]["index"], _model_inputs(LSTM, which)[0])
+        it.invoke()
+        ins[0] = it.get_tensor(op.inputs[0])          # the LSTM's input in this invoke
+        outs.append(np.zeros(graph.tensors[op.outputs[0]].shape, np.int8))
+        _run_kernel(graph, op, ins, [outs[-1]])
+    assert np.array_equal(outs[1], it.get_tensor(op.outputs[0]))
+    fresh = np.zeros_like(outs[1])
+    _run_kernel(graph, op, [ins[0]] + [None if i is None else _operand(graph, i, {}) for i in op.inputs[1:]], [fresh])
+    assert not np.array_equal(outs[1], fresh)
 
 
 def test_lstm_batch_rows_are_independent_and_time_major_transposes() -> None:
@@ -148,8 +177,8 @@ def test_lstm_batch_rows_are_independent_and_time_major_transposes() -> None:
         graph.tensors[op.outputs[0]].shape = sequence.shape[:2] + (20,)
         for state in (18, 19):
             graph.tensors[op.inputs[state]].shape = (batch, 20)
-        ins = [None if i is None else graph.tensors[i].data for i in op.inputs]   # states: not read
-        ins[0] = sequence
+        ins = [None if i is None else _operand(graph, i, {}) for i in op.inputs[1:]]   # states: reset
+        ins.insert(0, sequence)
         out = np.zeros(sequence.shape[:2] + (20,), np.int8)
         _run_kernel(graph, op, ins, [out])
         return out

@@ -19,7 +19,9 @@ npuc turns that into plain dataflow at compile time:
   run copies each variable's last value into its state tensor, after the
   copy that read the old value (``Op.after``).
 
-So only those two copies touch a state tensor, never an NPU job.  The memory
+So only those two copies touch a state tensor, never an NPU job.  TFLite's
+older kind of state, the variable tensors an LSTM reads and updates in place,
+becomes state tensors the same way (``keep_variable_tensors``).  The memory
 plan keeps state tensors in a region of their own at the start of the arena,
 with their initial bytes; a runtime session initializes the arena once, so the
 state persists across its runs.
@@ -33,6 +35,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import NUMPY_DTYPES, Graph, Op, Tensor
+from ..host.graph_exec import variable_reset_value
 from .fold_constants import fold_constants
 
 #: The operators this pass removes or rewrites.
@@ -93,8 +96,21 @@ class _Variables:
         return self.state[name]
 
 
+def keep_variable_tensors(graph: Graph) -> None:
+    """TFLite's variable tensors (an LSTM's or SVDF's state) become state tensors too.
+
+    TFLite resets them when the interpreter allocates its tensors (an int8
+    tensor to its zero point, any other to zeros) and keeps what the operator
+    writes into them from one invoke to the next; so does a runtime session.
+    """
+    for t in graph.tensors:
+        if t.is_variable and not t.is_constant and t.initial is None:
+            t.initial = variable_reset_value(t)
+
+
 def resolve_variables(graph: Graph) -> None:
     """Rewrite the graph's variable operators into state tensors and plain dataflow (see the module)."""
+    keep_variable_tensors(graph)
     if not any(op.opcode in STATE_OPS for op in graph.ops):
         return
     v = _Variables(graph)

@@ -12,10 +12,11 @@ The int16 cell state (scale 2^cell_shift) becomes ``f * c / 2^15 + i * g /
 is ``o * tanh(c)`` rescaled to the int8 hidden quantization.  The hidden state
 is the step's output.
 
-Every run starts from the state a freshly reset TFLite interpreter has (the
-hidden state at its zero point ``initial_hidden``, the cell state at 0), so
-runs do not depend on one another: the op's state inputs (TFLite's variable
-tensors) are neither read nor written, and their buffers need no initial value.
+The hidden and cell states start from the operator's state inputs (TFLite's
+variable tensors) and the final states are written back into them, as TFLite
+does: a runtime session keeps them from one run to the next
+(``npuc.passes.variables``), and a new session starts from TFLite's reset
+values (the hidden state's zero point, a zero cell).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..fixedpoint import int_limits, logistic, multiply_by_quantized_multiplier,
 
 #: The gates in TFLite's order; their weights are inputs 1-4 (input) and 5-8 (recurrent).
 GATES = ("input", "forget", "cell", "output")
+#: The inputs holding the hidden (output) state and the cell state (TFLite's variable tensors).
+STATE_INPUTS = (18, 19)
 #: Integer bits of the gates' int16 pre-activations (Q3.12).
 GATE_INTEGER_BITS = 3
 
@@ -74,9 +77,12 @@ def unidirectional_sequence_lstm(inputs: list[np.ndarray | None], outputs: list[
     sequence = x if p["time_major"] else x.transpose(1, 0, 2)            # [time, batch, input]
     result = np.empty(sequence.shape[:2] + (out.shape[-1],), dtype=np.int64)
     weights = {g: (inputs[1 + k].astype(np.int64), inputs[5 + k].astype(np.int64)) for k, g in enumerate(GATES)}
-    h = np.full((sequence.shape[1], out.shape[-1]), p["initial_hidden"], dtype=np.int64)
-    c = np.zeros_like(h)
+    hidden_state, cell_state = inputs[STATE_INPUTS[0]], inputs[STATE_INPUTS[1]]
+    h = hidden_state.reshape(sequence.shape[1], out.shape[-1]).astype(np.int64)
+    c = cell_state.reshape(h.shape).astype(np.int64)
     for t in range(sequence.shape[0]):
         h, c = _step(sequence[t].astype(np.int64), h, c, weights, p)
         result[t] = h
     out[...] = (result if p["time_major"] else result.transpose(1, 0, 2)).astype(out.dtype)
+    hidden_state[...] = h.reshape(hidden_state.shape)
+    cell_state[...] = c.reshape(cell_state.shape)

@@ -23,7 +23,7 @@ from ...ir import Graph, Op, Tensor
 from ..decl import HostOp, Int, Ints, Param
 from ..fixedpoint import quantize_multiplier
 from ..kernels import lstm
-from ..kernels.lstm import GATE_INTEGER_BITS, GATES
+from ..kernels.lstm import GATE_INTEGER_BITS, GATES, STATE_INPUTS
 from .common import (Params, fail, input_tensor, optional_input, output_tensor, per_tensor, require_shape,
                      require_type)
 
@@ -39,8 +39,7 @@ MAX_CELL_SHIFT = 4 - 15
 #: Gate bias inputs, in GATES order.
 FIRST_BIAS_INPUT = 12
 #: Inputs naming the hidden (output) state and the cell state (TFLite's variable tensors).
-OUTPUT_STATE_INPUT = 18
-CELL_STATE_INPUT = 19
+OUTPUT_STATE_INPUT, CELL_STATE_INPUT = STATE_INPUTS
 
 
 def _weights(graph: Graph, op: Op, i: int, what: str, shape: tuple[int, int]) -> Tensor:
@@ -112,8 +111,7 @@ def _unidirectional_sequence_lstm(graph: Graph, op: Op) -> Params:
     hidden_scale, hidden_zp = per_tensor(op, hidden, "hidden intermediate")
     cell_shift = _cell_shift(op, cell_state)
     gate_scale = np.float32(2.0 ** -(15 - GATE_INTEGER_BITS))
-    params: Params = {"time_major": int(time_major), "cell_shift": cell_shift, "hidden_zero_point": hidden_zp,
-                      "initial_hidden": state_zp}
+    params: Params = {"time_major": int(time_major), "cell_shift": cell_shift, "hidden_zero_point": hidden_zp}
     for k, g in enumerate(GATES):
         w_in = _weights(graph, op, 1 + k, f"input-to-{g} weights", (n_cell, n_input))
         w_rec = _weights(graph, op, 5 + k, f"recurrent-to-{g} weights", (n_cell, n_cell))
@@ -137,7 +135,7 @@ def _unidirectional_sequence_lstm(graph: Graph, op: Op) -> Params:
 def _declared_params() -> tuple[Param, ...]:
     """Per gate: the two products' multipliers, shifts and effective biases; then the cell and hidden state."""
     params: list[Param] = [Int("time_major", 0, 1), Int("cell_shift", MIN_CELL_SHIFT, MAX_CELL_SHIFT),
-                           Int("hidden_zero_point", -128, 127), Int("initial_hidden", -128, 127)]
+                           Int("hidden_zero_point", -128, 127)]
     for g in GATES:
         for product in ("input", "recurrent"):
             params += [Int(f"{g}_{product}_multiplier", 0), Int(f"{g}_{product}_shift", -31, 31),
