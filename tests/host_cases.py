@@ -197,3 +197,23 @@ def check_both(generator: Generator, directory: Path, npu_run: Path | None = Non
 
 def activation(rng: np.random.Generator, allowed: tuple[str, ...] = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")) -> str:
     return str(rng.choice(allowed))
+
+
+def kernel_tests(generators: dict[str, Generator]) -> tuple[Callable, Callable]:
+    """The two tests every host-kernel family runs over its generators, for a test module to bind:
+
+        test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
+    """
+    import pytest
+
+    from c_build import fake_env
+
+    @pytest.mark.parametrize("name", sorted(generators))
+    def test_python_kernels_match_tflite(name: str, tmp_path: Path) -> None:
+        check_both(generators[name], tmp_path)
+
+    @pytest.mark.parametrize("name", sorted(generators))
+    def test_c_kernels_match_python(name: str, tmp_path: Path, c_npu_run: Path, c_fake: Path) -> None:
+        check_both(generators[name], tmp_path, c_npu_run, fake_env(c_fake))
+
+    return test_python_kernels_match_tflite, test_c_kernels_match_python

@@ -16,10 +16,9 @@ from typing import Callable
 
 import numpy as np
 import pytest
-
-from c_build import fake_env
-from host_cases import activation, check_both, quant
+from host_cases import activation, kernel_tests, quant
 from model_builder import ModelBuilder, SubgraphBuilder, options
+
 from npuc.errors import InputError, UnsupportedError
 from npuc.frontend_tflite import load_tflite
 from npuc.host import fold
@@ -314,14 +313,7 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_python_kernels_match_tflite(name, tmp_path):
-    check_both(GENERATORS[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_c_kernels_match_python(name, tmp_path, c_npu_run, c_fake):
-    check_both(GENERATORS[name], tmp_path, c_npu_run, fake_env(c_fake))
+test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
 
 
 # -- refusals and run-time errors -------------------------------------------------------------------

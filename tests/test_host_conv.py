@@ -14,13 +14,25 @@ clip) is checked the same way, and on the shared Keras MNIST model.
 from __future__ import annotations
 
 import numpy as np
+import oracle
 import pytest
 from ai_edge_litert.schema_py_generated import TensorType
-
-import oracle
 from c_build import fake_env
-from host_cases import (CASES, Batch, activation, batch_model, check_both, check_c, check_python, compile_cpu,
-                        differences, python_outputs, random_inputs, tflite_outputs, values)
+from host_cases import (
+    CASES,
+    Batch,
+    activation,
+    batch_model,
+    check_c,
+    check_python,
+    compile_cpu,
+    differences,
+    kernel_tests,
+    python_outputs,
+    random_inputs,
+    tflite_outputs,
+    values,
+)
 from model_builder import SubgraphBuilder, options
 
 INT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
@@ -359,14 +371,7 @@ SPECIAL_GENERATORS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_python_kernels_match_tflite(name, tmp_path):
-    check_both(GENERATORS[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_c_kernels_match_python(name, tmp_path, c_npu_run, c_fake):
-    check_both(GENERATORS[name], tmp_path, c_npu_run, fake_env(c_fake))
+test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
 
 
 @pytest.mark.parametrize("name", sorted(SPECIAL_GENERATORS))

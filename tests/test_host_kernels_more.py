@@ -132,7 +132,6 @@ def test_lstm_state_carries_from_one_run_to_the_next_as_in_tflite(tmp_path: Path
     runtime = Runtime(vipbin.read_blob(compile_model(path, npu=False).blob), SimDevice())
     it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     it.allocate_tensors()
-    outputs = []
     for which in (0, 1, 0):
         x = _model_inputs(LSTM, which)[0]
         runtime.set_input(0, x)

@@ -24,10 +24,19 @@ from typing import Any
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-
 from c_build import fake_env
-from host_cases import CASES, Generator, c_outputs, check_both, compile_cpu, python_outputs, quant, values
+from host_cases import (
+    CASES,
+    Generator,
+    c_outputs,
+    compile_cpu,
+    kernel_tests,
+    python_outputs,
+    quant,
+    values,
+)
 from model_builder import ModelBuilder, SubgraphBuilder, options
+
 from npuc import vipbin
 from npuc.errors import InputError
 
@@ -569,14 +578,7 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_python_kernels_match_tflite(name, tmp_path):
-    check_both(GENERATORS[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_c_kernels_match_python(name, tmp_path, c_npu_run, c_fake):
-    check_both(GENERATORS[name], tmp_path, c_npu_run, fake_env(c_fake))
+test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
 
 
 # -- indices outside the params --------------------------------------------------------------------

@@ -9,10 +9,7 @@ the Python runtime byte for byte.
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-from c_build import fake_env
-from host_cases import CASES, activation, check_both, quant
+from host_cases import CASES, activation, kernel_tests, quant
 from model_builder import SubgraphBuilder, options
 
 
@@ -48,14 +45,7 @@ GENERATORS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_python_kernels_match_tflite(name, tmp_path):
-    check_both(GENERATORS[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_c_kernels_match_python(name, tmp_path, c_npu_run, c_fake):
-    check_both(GENERATORS[name], tmp_path, c_npu_run, fake_env(c_fake))
+test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
 
 
 def test_every_case_count_is_dozens():

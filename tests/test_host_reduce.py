@@ -18,10 +18,18 @@ import platform
 
 import numpy as np
 import pytest
-
 from c_build import fake_env
-from host_cases import c_outputs, check_both, compile_cpu, differences, python_outputs, quant, tflite_outputs
+from host_cases import (
+    c_outputs,
+    compile_cpu,
+    differences,
+    kernel_tests,
+    python_outputs,
+    quant,
+    tflite_outputs,
+)
 from model_builder import ModelBuilder, SubgraphBuilder, options
+
 from npuc.errors import UnsupportedError
 from npuc.host.kernels import softmax
 
@@ -222,14 +230,7 @@ GENERATORS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_python_kernels_match_tflite(name, tmp_path):
-    check_both(GENERATORS[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_c_kernels_match_python(name, tmp_path, c_npu_run, c_fake):
-    check_both(GENERATORS[name], tmp_path, c_npu_run, fake_env(c_fake))
+test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
 
 
 # -- refusals -----------------------------------------------------------------------------------------------------
