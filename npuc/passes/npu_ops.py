@@ -88,7 +88,7 @@ _ADD = (_ACTIVATIONS, _BATCH, _ACTIVATION,
         Constraint("the tensor can be viewed as an image the descriptor holds", k.add_image))
 _TP_IMAGE = Constraint("one [1, H, W, C] image", k.four_d_image)
 _LUT = (_ACTIVATIONS, _VIEWABLE, _TP_IMAGE,
-        Constraint("a PWL table reproduces TFLite's result (host kernel or TFLite's integer formula) for every "
+        Constraint("a PWL table reproduces TFLite's result (its host kernel, bit-exact) for every "
                    "input byte", k.lut_table))
 _PAD = (_ACTIVATIONS, _VIEWABLE, _TP_IMAGE,
         Constraint("constant paddings, none on the batch, at most one channel (or row) per side", k.pad_amounts))
