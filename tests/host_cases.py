@@ -154,9 +154,9 @@ def check_python(batch: Batch, directory: Path, runs: int = 2) -> tuple[Path, li
     return blob, used
 
 
-def c_outputs(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[np.ndarray],
-              directory: Path) -> list[np.ndarray]:
-    """The outputs of the C runtime's npu-run for ``inputs`` (raw input files, --output-dir)."""
+def _c_run(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[np.ndarray],
+           directory: Path) -> subprocess.CompletedProcess:
+    """The C runtime's npu-run on ``inputs`` (raw input files), outputs into directory/c_out."""
     blob = vipbin.load_blob(blob_path)
     args = [str(npu_run), str(blob_path)]
     for k, (t, x) in enumerate(zip(blob.inputs, inputs)):
@@ -165,9 +165,25 @@ def c_outputs(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[
         args += ["--input", f"{blob.tensors[t].name}={path}"]
     out_dir = directory / "c_out"
     out_dir.mkdir(exist_ok=True)
-    p = subprocess.run([*args, "-n", "0", "--output-dir", str(out_dir)], capture_output=True, text=True, env=env,
-                       timeout=600)
+    return subprocess.run([*args, "-n", "0", "--output-dir", str(out_dir)], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def c_failure(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[np.ndarray], directory: Path) -> str:
+    """The one-line error (exit status 1) of a C npu-run that must fail on ``inputs``."""
+    p = _c_run(npu_run, env, blob_path, inputs, directory)
+    lines = [line for line in p.stderr.splitlines() if not line.startswith("fake-etnaviv: ")]
+    assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith("npu-run: "), (p.returncode, p.stderr)
+    return lines[0]
+
+
+def c_outputs(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[np.ndarray],
+              directory: Path) -> list[np.ndarray]:
+    """The outputs of the C runtime's npu-run for ``inputs`` (raw input files, --output-dir)."""
+    blob = vipbin.load_blob(blob_path)
+    p = _c_run(npu_run, env, blob_path, inputs, directory)
     assert p.returncode == 0 and not p.stderr, p.stderr
+    out_dir = directory / "c_out"
     outs = []
     for k, t in enumerate(blob.outputs):
         info = blob.tensors[t]

@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from host_cases import activation, kernel_tests, quant
+from c_build import fake_env
+from host_cases import activation, c_failure, compile_cpu, kernel_tests, quant
 from model_builder import ModelBuilder, SubgraphBuilder, options
 
 from npuc.errors import InputError, UnsupportedError
@@ -350,8 +351,15 @@ def test_unsupported_types_are_refused_in_one_line(tmp_path, opcode, dtype, out_
     assert message.startswith(f"operator {graph.ops[0].name}:") and fragment in message and "\n" not in message
 
 
-@pytest.mark.parametrize("opcode, dtype", [("FLOOR_DIV", "int32"), ("FLOOR_MOD", "int16"), ("DIV", "int32")])
-def test_a_zero_divisor_at_run_time_is_an_input_error(tmp_path, opcode, dtype):
+@pytest.mark.parametrize("opcode, dtype", [("FLOOR_DIV", "int32"), ("FLOOR_MOD", "int16"), ("DIV", "int32"),
+                                           ("FLOOR_DIV", "float32")])
+def test_a_zero_divisor_at_run_time_fails_in_python_and_c(tmp_path, opcode, dtype, c_npu_run, c_fake):
+    """TFLite fails on it; the Python runtime raises an InputError and C npu-run exits 1, naming the step."""
     graph = _one_op_graph(tmp_path, _two_inputs(opcode, dtype))
+    inputs = [np.ones((2, 3), dtype), np.array([[1, 2, 3], [4, 0, 6]], dtype)]
     with pytest.raises(InputError, match=f"^{opcode}: division by zero$"):
-        run_graph_on_host(graph, [np.ones((2, 3), dtype), np.array([[1, 2, 3], [4, 0, 6]], dtype)])
+        run_graph_on_host(graph, inputs)
+    (tmp_path / "c").mkdir()
+    blob = compile_cpu((tmp_path / "model.tflite").read_bytes(), tmp_path / "c")
+    assert f"step 0 (#0 {opcode}): {opcode}: division by zero" in c_failure(c_npu_run, fake_env(c_fake), blob,
+                                                                           inputs, tmp_path)
