@@ -92,6 +92,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- npu-run --------------------------------------------------------------------------
 
+def is_classifier(outputs: list[np.ndarray]) -> bool:
+    """Whether npu-run ranks the outputs as classes: one output of shape [1, N], N > 1."""
+    return len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[0] == 1 and outputs[0].size > 1
+
+
+def output_summary(name: str, value: np.ndarray) -> str:
+    """One line about an output npu-run does not rank: type, shape, range (%g for floats; NaN if any)."""
+    def number(v: np.generic) -> str:
+        return f"{float(v):g}" if value.dtype.kind == "f" else str(int(v))
+
+    span = f"min {number(value.min())} max {number(value.max())}" if value.size else "empty"
+    return f"{name}: {value.dtype}{list(value.shape)} {span} (use --output-dir DIR to save it)"
+
+
 def top_n(scores: np.ndarray, dtype: str, n: int) -> list[tuple[float, int]]:
     """The n best classes as label_image ranks and scales them (uint8/255, int8 shifted by 128)."""
     flat = scores.reshape(-1)
@@ -171,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.output_dir is not None:
         for path in save_outputs(args.output_dir, out_infos, outputs):
             print(f"wrote {path}")
-    if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].shape[0] == 1 and outputs[0].size > 1:
+    if is_classifier(outputs):
         text = read_labels_text(args.labels) if args.labels else blob.metadata.get("labels", "")
         labels = text.splitlines()
         for score, index in top_n(outputs[0], out_infos[0].dtype, args.top):
@@ -179,8 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{score:g}: {index} {label}".rstrip())
     elif args.output_dir is None:
         for info, value in zip(out_infos, outputs):
-            print(f"{info.name}: {value.dtype}{list(value.shape)} min {value.min()} max {value.max()} "
-                  f"(use --output-dir DIR to save it)")
+            print(output_summary(info.name, value))
     return 0
 
 

@@ -37,6 +37,8 @@ from .host import HOST_OPS
 from .host.decl import HostOp
 from .host.kernels.lstm import STATE_INPUTS as LSTM_STATE_INPUTS
 from .host.kernels.softmax import ACCUMULATION_INTEGER_BITS, SCALED_DIFF_INTEGER_BITS
+from .host.kernels.svdf import ACTIVATIONS as SVDF_ACTIVATIONS
+from .host.kernels.svdf import STATE_INPUT as SVDF_STATE_INPUT
 from .passes.inputs import MEAN_KEY, STD_KEY
 from .runtime.image import MAX_IMAGE_PIXELS
 
@@ -164,6 +166,7 @@ def context(embed_size: int | None = None) -> dict[str, Any]:
         "host_kernel_files": [f"{HOST_KERNEL_DIR}/{p.name}" for p in _kernel_files()],
         "softmax_scaled_diff_integer_bits": SCALED_DIFF_INTEGER_BITS,
         "lstm_state_inputs": LSTM_STATE_INPUTS,
+        "svdf_state_input": SVDF_STATE_INPUT, "svdf_activations": SVDF_ACTIVATIONS,
         "softmax_accumulation_integer_bits": ACCUMULATION_INTEGER_BITS,
         "ioctls": ioctls,
         "uapi": {

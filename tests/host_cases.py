@@ -23,7 +23,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -83,23 +83,27 @@ def batch_model(generator: Generator, seeds: range | list[int]) -> Batch:
     return Batch(m.build(), labels)
 
 
-def _interpreter(model: bytes):
+def _interpreter(model: bytes, builtin: bool):
+    """TFLite's reference kernels, or (``builtin``, for the operators its reference resolver lacks) its builtin
+    kernels without delegates."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin else OpResolverType.BUILTIN_REF
+    it = Interpreter(model_content=model, experimental_op_resolver_type=resolver)
     it.allocate_tensors()
     return it
 
 
-def random_inputs(model: bytes, seed: int) -> list[np.ndarray]:
+def random_inputs(model: bytes, seed: int, builtin: bool = False) -> list[np.ndarray]:
     """Random values for every graph input of ``model``, in graph-input order."""
     rng = np.random.default_rng(10_000 + seed)
-    return [values(rng, tuple(d["shape"]), np.dtype(d["dtype"]).name) for d in _interpreter(model).get_input_details()]
+    return [values(rng, tuple(d["shape"]), np.dtype(d["dtype"]).name)
+            for d in _interpreter(model, builtin).get_input_details()]
 
 
-def tflite_outputs(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The graph outputs TFLite's reference kernels compute for ``inputs``."""
-    it = _interpreter(model)
+def tflite_outputs(model: bytes, inputs: list[np.ndarray], builtin: bool = False) -> list[np.ndarray]:
+    """The graph outputs TFLite's reference (or ``builtin``) kernels compute for ``inputs``."""
+    it = _interpreter(model, builtin)
     for d, x in zip(it.get_input_details(), inputs):
         it.set_tensor(d["index"], x)
     it.invoke()
@@ -139,7 +143,8 @@ def python_outputs(blob_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray
     return runtime.run()
 
 
-def check_python(batch: Batch, directory: Path, runs: int = 2) -> tuple[Path, list[list[np.ndarray]]]:
+def check_python(batch: Batch, directory: Path, runs: int = 2,
+                 builtin: bool = False) -> tuple[Path, list[list[np.ndarray]]]:
     """The batch's CPU blob on the Python runtime against TFLite, over ``runs`` random input sets.
 
     Returns the blob and the inputs used, for :func:`check_c`.
@@ -147,9 +152,10 @@ def check_python(batch: Batch, directory: Path, runs: int = 2) -> tuple[Path, li
     blob = compile_cpu(batch.model, directory)
     used, failures = [], []
     for run in range(runs):
-        inputs = random_inputs(batch.model, run)
+        inputs = random_inputs(batch.model, run, builtin)
         used.append(inputs)
-        failures += differences(python_outputs(blob, inputs), tflite_outputs(batch.model, inputs), batch.labels)
+        failures += differences(python_outputs(blob, inputs), tflite_outputs(batch.model, inputs, builtin),
+                                batch.labels)
     assert not failures, "\n".join(failures[:20])
     return blob, used
 
@@ -175,6 +181,24 @@ def c_failure(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[
     lines = [line for line in p.stderr.splitlines() if not line.startswith("fake-etnaviv: ")]
     assert p.returncode == 1 and len(lines) == 1 and lines[0].startswith("npu-run: "), (p.returncode, p.stderr)
     return lines[0]
+
+
+def host_step(blob: vipbin.Blob, kernel_prefix: str) -> vipbin.HostStep:
+    """The blob's first host step whose kernel name starts with ``kernel_prefix``."""
+    return next(s for s in blob.steps if isinstance(s, vipbin.HostStep) and s.kernel.startswith(kernel_prefix))
+
+
+def edited_blob_error(npu_run: Path, blob_path: Path, edit: Callable[[vipbin.Blob], None], directory: Path) -> str:
+    """The one-line error of ``npu-run --check`` on the blob after ``edit`` (what a hostile blob meets when the C
+    runtime loads it, before any kernel runs)."""
+    blob = vipbin.load_blob(blob_path)
+    edit(blob)
+    path = directory / "edited.vipbin"
+    path.write_bytes(vipbin.write_blob(blob))
+    p = subprocess.run([str(npu_run), "--check", str(path)], capture_output=True, text=True, timeout=60)
+    err = p.stderr.strip()
+    assert p.returncode == 1 and "\n" not in err and err.startswith("npu-run: "), (p.returncode, err)
+    return err
 
 
 def c_outputs(npu_run: Path, env: dict[str, str], blob_path: Path, inputs: list[np.ndarray],
@@ -203,22 +227,45 @@ def check_c(batch: Batch, blob: Path, used: list[list[np.ndarray]], npu_run: Pat
 
 
 def check_both(generator: Generator, directory: Path, npu_run: Path | None = None, env: dict[str, str] | None = None,
-               seeds: range | None = None) -> None:
+               seeds: range | None = None, builtin: bool = False) -> None:
     """Seeded instances of an operator: the Python runtime against TFLite, then (given npu-run) C against Python."""
     batch = batch_model(generator, seeds if seeds is not None else range(CASES))
-    blob, used = check_python(batch, directory)
+    blob, used = check_python(batch, directory, builtin=builtin)
     if npu_run is not None:
         check_c(batch, blob, used, npu_run, env or {}, directory)
+
+
+def check_chosen(model: bytes, inputs: list[np.ndarray], directory: Path, npu_run: Path, env: dict[str, str],
+                 labels: list[str] | None = None, builtin: bool = False) -> None:
+    """Chosen inputs: the Python runtime exactly as TFLite, the C runtime exactly as Python."""
+    blob = compile_cpu(model, directory)
+    got = python_outputs(blob, inputs)
+    labels = labels or [f"output {k}" for k in range(len(got))]
+    failures = differences(got, tflite_outputs(model, inputs, builtin), labels)
+    failures += differences(c_outputs(npu_run, env, blob, inputs, directory), got, labels)
+    assert not failures, "\n".join(failures)
+
+
+def pick(rng: np.random.Generator, choices: tuple | list) -> Any:
+    """One of ``choices``, any type (numpy's choice would turn tuples into arrays)."""
+    return choices[int(rng.integers(len(choices)))]
+
+
+def small_dims(rng: np.random.Generator, rank: int, hi: int = 4) -> tuple[int, ...]:
+    """``rank`` dimensions in [1, hi], a third of them 1 (so that broadcasting and squeezing show up)."""
+    return tuple(1 if rng.random() < 0.3 else int(rng.integers(1, hi + 1)) for _ in range(rank))
 
 
 def activation(rng: np.random.Generator, allowed: tuple[str, ...] = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")) -> str:
     return str(rng.choice(allowed))
 
 
-def kernel_tests(generators: dict[str, Generator]) -> tuple[Callable, Callable]:
+def kernel_tests(generators: dict[str, Generator], builtin: bool = False) -> tuple[Callable, Callable]:
     """The two tests every host-kernel family runs over its generators, for a test module to bind:
 
         test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
+
+    ``builtin`` checks operators TFLite's reference resolver lacks against its builtin kernels.
     """
     import pytest
 
@@ -226,10 +273,10 @@ def kernel_tests(generators: dict[str, Generator]) -> tuple[Callable, Callable]:
 
     @pytest.mark.parametrize("name", sorted(generators))
     def test_python_kernels_match_tflite(name: str, tmp_path: Path) -> None:
-        check_both(generators[name], tmp_path)
+        check_both(generators[name], tmp_path, builtin=builtin)
 
     @pytest.mark.parametrize("name", sorted(generators))
     def test_c_kernels_match_python(name: str, tmp_path: Path, c_npu_run: Path, c_fake: Path) -> None:
-        check_both(generators[name], tmp_path, c_npu_run, fake_env(c_fake))
+        check_both(generators[name], tmp_path, c_npu_run, fake_env(c_fake), builtin=builtin)
 
     return test_python_kernels_match_tflite, test_c_kernels_match_python

@@ -176,6 +176,33 @@ def test_labels_file_is_split_and_stripped_like_python(npu_run, fake, blobs, tmp
         assert c.stdout == capsys.readouterr().out
 
 
+@pytest.mark.parametrize("shape", [(1, 9), (3, 3), (9,)])
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "int64", "float32"])
+def test_outputs_of_every_type_are_printed_like_python(dtype, shape, npu_run, fake, tmp_path, capsys):
+    """npu-run ranks a classifier's classes ([1, N]; ties in index order, NaN last) and prints one line about any
+    other output (its range; NaN when it holds one), whatever the type, in C as in Python."""
+    from model_builder import ModelBuilder
+
+    m = ModelBuilder()
+    x = m.main.input(shape, "float32")
+    y = m.main.tensor(shape, dtype, **({"scale": 0.5, "zero_point": -3} if dtype == "int8" else {}))
+    m.main.op("CAST" if dtype != "int8" else "QUANTIZE", [x], [y])
+    m.main.output(y)
+    source = tmp_path / "model.tflite"
+    source.write_bytes(m.build())
+    path = tmp_path / "model.vipbin"
+    path.write_bytes(compile_model(source, npu=False).blob)
+    values = np.array([3, -2, 7e9 if dtype == "int64" else 7, 0, 3, np.nan, -9, 1, 5], np.float32).reshape(shape)
+    if dtype != "float32":
+        values[np.isnan(values)] = 2
+    c = _run(npu_run, path, *_input_args(vipbin.load_blob(path), [values], tmp_path), "-n", "9", env=_env(fake))
+    assert c.returncode == 0 and not c.stderr, c.stderr
+    np.save(tmp_path / "x.npy", values)          # the Python npu-run reads .npy inputs, the C one raw bytes
+    assert npu_run_main([str(path), "--input", f"t0={tmp_path / 'x.npy'}", "-n", "9"]) == 0
+    python = capsys.readouterr().out
+    assert c.stdout == python and len(python.splitlines()) == (9 if shape == (1, 9) else 1), c.stdout
+
+
 def _host_kernels(blob: vipbin.Blob) -> set[str]:
     return {s.kernel for s in blob.steps if isinstance(s, vipbin.HostStep)}
 
@@ -423,6 +450,8 @@ FUZZ_FAMILIES = {
     "test_host_reduce": ("MEAN_QUANTIZED", "RESIZE_BILINEAR", "LOG_SOFTMAX_8BIT", "ARG_MAX"),
     "test_host_conv": ("CONV_2D", "BATCH_MATMUL", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM"),
     "test_host_unary": ("HARD_SWISH", "TANH_I16", "PRELU", "CAST"),
+    "test_host_sequence": ("TOPK_V2", "NON_MAX_SUPPRESSION_V5", "UNSORTED_SEGMENT_PROD", "DYNAMIC_UPDATE_SLICE"),
+    "test_host_svdf": ("int8", "float32"),
 }
 
 

@@ -13,7 +13,8 @@ kernels: they are checked against its builtin kernels without delegates.
 
 The float32 transcendental functions (EXP, LOG, SIN, COS, TANH, LOGISTIC, ELU)
 are the C library's float functions in TFLite and in both runtimes, so they
-too must be exact.
+too must be exact; the float32 GELU is Eigen's erfc and tanh in TFLite,
+repeated operation by operation in both runtimes.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import numpy as np
 import pytest
 
 from c_build import fake_env
-from host_cases import (CASES, Generator, batch_model, c_outputs, check_both, check_c, compile_cpu, differences,
-                        python_outputs, quant, values)
+from host_cases import CASES, Generator, check_chosen, kernel_tests, quant
 from model_builder import ModelBuilder, SubgraphBuilder, options
 
 QUANTIZED = ("uint8", "int8", "int16")
@@ -166,6 +166,7 @@ GENERATORS: dict[str, Generator] = {
     "TANH": _unary("TANH", EIGHT_BIT, out_quant=_fixed_output(1 / 128, {"uint8": 128, "int8": 0})),
     "TANH_I16": _int16_sigmoid("TANH", (2.0 ** -12, 2.0 ** -11)),
     "GELU": _unary("GELU", EIGHT_BIT, opts=_gelu_options),
+    "GELU_F32": _unary("GELU", FLOATS, opts=_gelu_options),
     "EXP": _unary("EXP", ("int8", "int16")),
     "LOG": _unary("LOG", ("int8", "int16")),
     "RSQRT_I8": _rsqrt_int8,
@@ -189,65 +190,8 @@ NOT_REFERENCE: dict[str, Generator] = {
 }
 
 
-def _interpreter(model: bytes, builtin: bool):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin else OpResolverType.BUILTIN_REF
-    it = Interpreter(model_content=model, experimental_op_resolver_type=resolver)
-    it.allocate_tensors()
-    return it
-
-
-def _reference(model: bytes, inputs: list[np.ndarray], builtin: bool) -> list[np.ndarray]:
-    """TFLite's reference kernels, or (``builtin``) its builtin kernels without delegates."""
-    it = _interpreter(model, builtin)
-    for d, x in zip(it.get_input_details(), inputs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
-
-
-def _inputs(model: bytes, run: int, builtin: bool) -> list[np.ndarray]:
-    """host_cases.random_inputs, read from an interpreter that has the model's operators."""
-    rng = np.random.default_rng(10_000 + run)
-    return [values(rng, tuple(d["shape"]), np.dtype(d["dtype"]).name)
-            for d in _interpreter(model, builtin).get_input_details()]
-
-
-def _check_against_builtin(generator: Generator, directory: Path, npu_run: Path | None = None,
-                           env: dict[str, str] | None = None) -> None:
-    """Seeded instances against TFLite's builtin kernels (it has no reference kernel for them): Python exactly;
-    given npu-run, C against Python."""
-    batch = batch_model(generator, range(CASES))
-    blob = compile_cpu(batch.model, directory)
-    used, failures = [], []
-    for run in range(2):
-        inputs = _inputs(batch.model, run, True)
-        used.append(inputs)
-        failures += differences(python_outputs(blob, inputs), _reference(batch.model, inputs, True), batch.labels)
-    assert not failures, "\n".join(failures[:20])
-    if npu_run is not None:
-        check_c(batch, blob, used, npu_run, env or {}, directory)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_python_kernels_match_tflite(name, tmp_path):
-    check_both(GENERATORS[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(GENERATORS))
-def test_c_kernels_match_python(name, tmp_path, c_npu_run, c_fake):
-    check_both(GENERATORS[name], tmp_path, c_npu_run, fake_env(c_fake))
-
-
-@pytest.mark.parametrize("name", sorted(NOT_REFERENCE))
-def test_python_kernels_match_tflite_builtin(name, tmp_path):
-    _check_against_builtin(NOT_REFERENCE[name], tmp_path)
-
-
-@pytest.mark.parametrize("name", sorted(NOT_REFERENCE))
-def test_c_kernels_match_python_builtin(name, tmp_path, c_npu_run, c_fake):
-    _check_against_builtin(NOT_REFERENCE[name], tmp_path, c_npu_run, fake_env(c_fake))
+test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GENERATORS)
+test_python_kernels_match_tflite_builtin, test_c_kernels_match_python_builtin = kernel_tests(NOT_REFERENCE, builtin=True)
 
 
 # -- chosen values -----------------------------------------------------------------------------------
@@ -265,10 +209,7 @@ def _one_op(opcode: str, x_shape: tuple[int, ...], dtype: str, out_dtype: str | 
 def _check_values(model: bytes, x: np.ndarray, directory: Path, label: str, npu_run: Path, env: dict[str, str],
                   builtin: bool = False) -> None:
     """Chosen input values ``x``: Python exactly as TFLite, C exactly as Python."""
-    blob = compile_cpu(model, directory)
-    got, want = python_outputs(blob, [x]), _reference(model, [x], builtin)
-    failures = differences(got, want, [label]) + differences(c_outputs(npu_run, env, blob, [x], directory), got, [label])
-    assert not failures, "\n".join(failures)
+    check_chosen(model, [x], directory, npu_run, env, [label], builtin)
 
 
 def _every_byte(dtype: str) -> np.ndarray:
@@ -326,6 +267,15 @@ def test_float_specials_match_tflite(opcode, tmp_path, c_npu_run, c_fake):
     x = _float_values()
     _check_values(_one_op(opcode, x.shape, "float32", opts=opts), x, tmp_path, opcode, c_npu_run, fake_env(c_fake),
                   builtin=opcode in NOT_REFERENCE)
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_float_specials_match_tflite(approximate, tmp_path, c_npu_run, c_fake):
+    """Eigen's erfc and tanh on special values, with elements both in its four-wide code and in its tail, and
+    inputs whose exp(-x^2 / 2) Eigen scales into subnormals (-14.5 to -13)."""
+    x = np.concatenate([_float_values(), np.linspace(-14.5, -13, 301, dtype=np.float32)])
+    model = _one_op("GELU", x.shape, "float32", opts=options("GeluOptions", approximate=approximate))
+    _check_values(model, x, tmp_path, f"GELU approximate={approximate}", c_npu_run, fake_env(c_fake))
 
 
 def test_float_to_integer_casts_saturate_like_tflite(tmp_path, c_npu_run, c_fake):

@@ -93,6 +93,14 @@ def test_host_macs_of_mobilenet_v1_are_the_published_568_7_million():
     assert 28e-3 < seconds < 34e-3
 
 
+def test_recurrent_kernels_count_every_weight_once_per_row():
+    """An LSTM over 7 steps of batch 2 (20 inputs, 16 cells, 12 outputs, CIFG: no input gate) and an SVDF of
+    batch 3 (10 inputs, 8 filters, memory 5): every weight multiplies once per row of the input."""
+    lstm_inputs = [(7, 2, 20), None, (16, 20), (16, 20), (16, 20), None, (16, 12), (16, 12), (16, 12)]
+    assert host_macs("UNIDIRECTIONAL_SEQUENCE_LSTM", lstm_inputs, [(7, 2, 12)]) == 14 * 3 * 16 * (20 + 12)
+    assert host_macs("SVDF", [(3, 10), (8, 10), (8, 5)], [(3, 8)]) == 3 * 8 * (10 + 5)
+
+
 @pytest.mark.parametrize("target", sorted(BOARDS))
 def test_npucs_mobilenets_estimated_below_mesas_with_the_same_model(target):
     """npuc's own jobs, read back from its blob, against Mesa's jobs under the same model."""

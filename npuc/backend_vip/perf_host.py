@@ -24,10 +24,12 @@ MOVEMENT = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "SPL
                       "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE", "GATHER", "GATHER_ND", "SLICE", "STRIDED_SLICE",
                       "CAST", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE",
                       "BROADCAST_TO", "REVERSE_V2", "RESIZE_NEAREST_NEIGHBOR", "ASSIGN_VARIABLE",
-                      "READ_VARIABLE"})
+                      "READ_VARIABLE", "DYNAMIC_UPDATE_SLICE", "REVERSE_SEQUENCE", "ONE_HOT"})
 #: Kernels that read every input element once to produce fewer outputs.
 REDUCTIONS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "MEAN", "SUM", "REDUCE_MAX",
-                        "REDUCE_MIN", "REDUCE_PROD", "ARG_MAX", "ARG_MIN"})
+                        "REDUCE_MIN", "REDUCE_PROD", "ARG_MAX", "ARG_MIN", "CUMSUM", "SEGMENT_SUM",
+                        "UNSORTED_SEGMENT_SUM", "UNSORTED_SEGMENT_MAX", "UNSORTED_SEGMENT_MIN",
+                        "UNSORTED_SEGMENT_PROD"})
 #: Kernels with an exponential, logarithm, square root or division per element.
 TRANSCENDENTAL = frozenset({"SOFTMAX", "LOG_SOFTMAX", "LOGISTIC", "TANH", "EXP", "LOG", "SQRT", "RSQRT",
                             "ELU", "GELU", "HARD_SWISH", "DIV", "FLOOR_DIV", "FLOOR_MOD", "SIN", "COS", "POW",
@@ -46,7 +48,13 @@ def host_macs(opcode: str, inputs: Sequence[Shape | None], outputs: Sequence[Sha
     filter row; TRANSPOSE_CONV (inputs: output shape, filter [OC][KH][KW][IC],
     input) spreads every input element over a whole filter; BATCH_MATMUL takes
     one row of its left operand per output element (its last dimension).
+    The recurrent kernels multiply every weight once per step of their input's
+    rows: UNIDIRECTIONAL_SEQUENCE_LSTM's eight gate matrices (inputs 1-8),
+    SVDF's feature and time weights (inputs 1 and 2).
     """
+    weights = {"UNIDIRECTIONAL_SEQUENCE_LSTM": inputs[1:9], "SVDF": inputs[1:3]}.get(opcode)
+    if weights and inputs[0]:
+        return math.prod(inputs[0][:-1]) * sum(_elements(w) for w in weights)
     if len(inputs) < 2 or inputs[1] is None or not outputs:
         return 0
     out, filt = _elements(outputs[0]), inputs[1]

@@ -17,6 +17,14 @@ intermediate values, with its rounding and saturation:
 The 8-bit LOGISTIC, TANH, ELU and GELU are lookup tables
 (:func:`npuc.host.kernels.unary.lookup_table`).  Float32 kernels keep TFLite's
 comparisons, so NaN and -0 come out as TFLite's do.
+
+The float32 GELU is TFLite's Eigen expression, whose ``erfc`` and ``tanh``
+are Eigen's rational approximations, not the C library's: :func:`gelu_f32`
+repeats their float32 operations one by one (no fused multiply-add: TFLite's
+x86-64 build has none).  Eigen evaluates four elements at a time from the
+start of the (aligned) output and the last ``n mod 4`` one at a time; there
+its erfc calls the C library's ``expf`` where the four-wide code uses Eigen's
+own exp, so those last elements may differ by a rounding, as TFLite's do.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import numpy as np
 
 from ..fixedpoint import (multiply_by_quantized_multiplier, rounding_divide_by_pot,
                           saturating_rounding_doubling_high_mul, wrap_bits)
+from ..libm import FloatFn
 from .kernel import clamp_float, store
 from .unary import elementwise, erfcf, expf, expm1f, tanhf
 
@@ -197,8 +206,8 @@ _SQRT_2_OVER_PI = np.float32((2 / np.sqrt(np.pi)) * np.sqrt(0.5))
 def gelu_value(x: np.ndarray, approximate: bool) -> np.ndarray:
     """float32 GELU as TFLite's 8-bit tables compute it: 0.5 x erfc(-x / sqrt 2), or the tanh approximation.
 
-    Only for those tables: ``erfcf`` loops in Python (its float kernel uses
-    Eigen's approximations instead, which npuc does not reproduce).
+    Only for those tables, which TFLite fills with the C library's ``erfcf``
+    and ``tanhf`` (its float kernel is :func:`gelu_f32`).
     """
     x = np.asarray(x, dtype=np.float32)
     half_x = np.float32(0.5) * x
@@ -212,3 +221,108 @@ def gelu_value(x: np.ndarray, approximate: bool) -> np.ndarray:
 logistic_f32 = elementwise(logistic_value, "float32 sigmoid 1 / (1 + exp(-x)).")
 tanh_f32 = elementwise(tanhf, "float32 tanh.")
 elu_f32 = elementwise(elu_value, "float32 ELU: x, or exp(x) - 1 below 0.")
+
+
+# -- float32 GELU: Eigen's approximations ------------------------------------------------------------
+
+_F32 = np.float32
+#: Eigen's float erfc: 1 + x S(x^2) for |x| <= 1, else exp(-x^2) P(1/x^2) / (x Q(1/x^2)), x clamped to 11.
+_ERFC_CLAMP = _F32(11)
+_ERFC_SMALL = np.array([5.61802298761904239654541015625e-04, -4.91381669417023658752441406250e-03,
+                        2.67075151205062866210937500000e-02, -1.12800106406211853027343750000e-01,
+                        3.76122951507568359375000000000e-01, -1.12837910652160644531250000000e+00], _F32)
+_ERFC_NUMERATOR = np.array([1.0208116471767425537109375e-01, 4.2920666933059692382812500e-01,
+                            3.2379078865051269531250000e-01, 5.3971976041793823242187500e-02], _F32)
+_ERFC_DENOMINATOR = np.array([1.7251677811145782470703125e-02, 3.9137163758277893066406250e-01, 1.0,
+                              6.2173241376876831054687500e-01, 9.5662862062454223632812500e-02], _F32)
+#: Veltkamp's splitting factor 2^12 + 1: x = hi + lo, each with 12 significant bits.
+_SPLIT = _F32(4097)
+#: Eigen's float exp: 0 below -104, m = floor(x log2(e) + 1/2), r = x - m ln 2 in two parts, a degree-6
+#: polynomial, scaled by 2^m.
+_EXP_ZERO_BELOW, _EXP_CLAMP, _LOG2_E = _F32(-104), _F32(88.723), _F32(1.44269504088896341)
+_LN2_HI, _LN2_LO = _F32(-0.693359375), _F32(2.12194440e-4)
+_EXP_EVEN = np.array([1.37449637986719608306884765625e-3, 4.166965186595916748046875e-2,
+                      0.49999988079071044921875], _F32)
+_EXP_ODD = np.array([8.36894474923610687255859375e-3, 0.16666518151760101318359375], _F32)
+#: Eigen's pldexp clamps the exponent to this and scales by 2^(e/4) three times, then by the rest.
+_LDEXP_LIMIT = 278
+#: Eigen's float tanh: x clamped to 7.907..., x + x^3 P(x^2) over Q(x^2).
+_TANH_CLAMP = _F32(7.90738964080810547)
+_TANH_NUMERATOR = np.array([1.394553628e-8, 2.102733560e-5, 3.520756727e-3, 1.340216100e-1], _F32)
+_TANH_DENOMINATOR = np.array([8.015776984e-7, 3.326951409e-4, 2.597254514e-2, 4.673548340e-1, 1.0], _F32)
+#: Eigen's SSE packets: four floats.
+_PACKET = 4
+
+
+def _clamped(x: np.ndarray, limit: np.float32) -> np.ndarray:
+    """x clamped to [-limit, limit] with SSE's min and max (NaN passes)."""
+    x = np.where(limit < x, limit, x)
+    return np.where(-limit > x, -limit, x)
+
+
+def _horner(x: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """((c0 x + c1) x + c2) ... in float32, as Eigen's ppolevl."""
+    acc = np.full_like(x, coefficients[0])
+    for c in coefficients[1:]:
+        acc = acc * x + c
+    return acc
+
+
+def _eigen_ldexp(y: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """y 2^m as Eigen's pldexp: three factors 2^b, b = floor(e / 4), then 2^(e - 3b) (one final rounding)."""
+    e = np.clip(m, -_LDEXP_LIMIT, _LDEXP_LIMIT).astype(np.int32)
+    b = e >> 2
+    c = ((b + 127).astype(np.uint32) << 23).view(_F32)
+    rest = ((e - 3 * b + 127).astype(np.uint32) << 23).view(_F32)
+    return y * c * c * c * rest
+
+
+def _eigen_exp(v: np.ndarray) -> np.ndarray:
+    """Eigen's float32 exp (pexp_float)."""
+    x = np.where(_EXP_CLAMP < v, _EXP_CLAMP, v)
+    m = np.floor(x * _LOG2_E + _F32(0.5))
+    r = m * _LN2_LO + (m * _LN2_HI + x)
+    r2 = r * r
+    even = (r2 * _EXP_EVEN[0] + _EXP_EVEN[1]) * r2 + _EXP_EVEN[2]
+    odd = r2 * _EXP_ODD[0] + _EXP_ODD[1]
+    y = r2 * (r * odd + even) + (r + _F32(1))
+    scaled = _eigen_ldexp(y, m)
+    return np.where(v < _EXP_ZERO_BELOW, _F32(0), np.where(v > scaled, v, scaled))
+
+
+def _eigen_erfc(x_in: np.ndarray, exp: FloatFn) -> np.ndarray:
+    """Eigen's float32 erfc (generic_fast_erfc), exp(-x^2) from ``exp`` corrected by the rounding of x^2."""
+    x = _clamped(x_in, _ERFC_CLAMP)
+    x2 = x * x
+    small = x * _horner(x2, _ERFC_SMALL) + _F32(1)
+    t = x * _SPLIT
+    hi = (x - t) + t
+    lo = x - hi
+    x2_lo = (((hi * hi - x2) + hi * lo) + hi * lo) + lo * lo
+    e = exp(-x2)
+    z = e - x2_lo * e
+    q2 = _F32(1) / x2
+    ratio = _horner(q2, _ERFC_NUMERATOR) / (x * _horner(q2, _ERFC_DENOMINATOR))
+    large = np.where(x < 0, _F32(2), _F32(0)) + ratio * z
+    return np.where(x2 > _F32(1), large, small)
+
+
+def _eigen_tanh(x_in: np.ndarray) -> np.ndarray:
+    """Eigen's float32 tanh (ptanh_float)."""
+    x = _clamped(x_in, _TANH_CLAMP)
+    x2 = x * x
+    return (_horner(x2, _TANH_NUMERATOR) * (x * x2) + x) / _horner(x2, _TANH_DENOMINATOR)
+
+
+def gelu_f32(inputs: list[np.ndarray | None], outputs: list[np.ndarray], p: dict[str, Any]) -> None:
+    """float32 GELU: 0.5 x erfc(-x / sqrt 2), or 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))."""
+    x = inputs[0].reshape(-1)
+    half_x = _F32(0.5) * x
+    with np.errstate(all="ignore"):
+        if p["approximate"]:
+            y = (_eigen_tanh((x + _F32(0.044715) * (x * x * x)) * _SQRT_2_OVER_PI) + _F32(1)) * half_x
+        else:
+            arg = x * _F32(-np.sqrt(0.5))
+            packed = x.size - x.size % _PACKET
+            y = half_x * np.concatenate([_eigen_erfc(arg[:packed], _eigen_exp), _eigen_erfc(arg[packed:], expf)])
+    outputs[0][...] = y.reshape(outputs[0].shape)

@@ -9,7 +9,7 @@
 * LOGISTIC, TANH (8-bit), ELU (int8) and GELU (8-bit): the 256-entry tables
   TFLite fills from the float function; int16 LOGISTIC and TANH: the input
   rescale TFLite derives from the scale (a power of two, or a multiplier) and
-  its sigmoid table.
+  its sigmoid table; float32 GELU: its ``approximate`` option.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Callable
 import numpy as np
 
 from ...ir import Graph, Op, Tensor
-from ..decl import Float, HostOp, Int, Ints, Params, Types
+from ..decl import Flag, Float, HostOp, Int, Ints, Params, Types
 from ..fixedpoint import INT32_MAX, quantize_multiplier, round_half_away
 from ..kernels import activations, unary
 from ..kernels.activations import elu_value, gelu_value
 from ..kernels.unary import FloatFn, expf, logf, tanhf
 from .common import fail, input_tensor, per_tensor, quantize_value, require_type
-from .unary import FLOAT32, LUT8_PARAMS, plain, table_fold, unary_operands, zero_points_zero
+from .unary import FLOAT32, LUT8_PARAMS, plain, quantized_unary, table_fold, unary_operands, zero_points_zero
 
 #: TFLite's sigmoid(i / 24) in Q0.16 for i = 0..255, which its int16 LOGISTIC and TANH interpolate.
 SIGMOID_TABLE = np.array([
@@ -69,11 +69,7 @@ def _real_ratio(numerator: float, denominator: float) -> float:
 def _relu(types: tuple[str, ...]) -> Callable[[Graph, Op], Params]:
     def fold(graph: Graph, op: Op) -> Params:
         """TFLite's ReluPrepare and QuantizedReluX bounds."""
-        x, y = unary_operands(graph, op, types)
-        if x.dtype == "int16":
-            zero_points_zero(op, x, y)
-        in_scale, in_zp = per_tensor(op, x, "input")
-        out_scale, out_zp = per_tensor(op, y, "output")
+        x, y, in_scale, in_zp, out_scale, out_zp = quantized_unary(graph, op, types)
         multiplier, shift = quantize_multiplier(_real_ratio(in_scale, out_scale))
         lo_real, hi_real = RELU_RANGES[op.opcode]
         info = np.iinfo(y.dtype)
@@ -105,11 +101,7 @@ def _alpha(op: Op) -> float:
 
 def _leaky_relu(graph: Graph, op: Op) -> Params:
     """TFLite's LeakyReluPrepare: s_in * alpha / s_out and s_in / s_out."""
-    x, y = unary_operands(graph, op, _WITH_INT16)
-    if x.dtype == "int16":
-        zero_points_zero(op, x, y)
-    in_scale, in_zp = per_tensor(op, x, "input")
-    out_scale, out_zp = per_tensor(op, y, "output")
+    x, y, in_scale, in_zp, out_scale, out_zp = quantized_unary(graph, op, _WITH_INT16)
     alpha_multiplier, alpha_shift = quantize_multiplier(
         float(np.float32(in_scale) * np.float32(_alpha(op)) / np.float32(out_scale)))
     identity_multiplier, identity_shift = quantize_multiplier(_real_ratio(in_scale, out_scale))
@@ -253,6 +245,11 @@ def _gelu_transform(x: Tensor, y: Tensor, op: Op) -> FloatFn:
     return lambda v: gelu_value(v, approximate)
 
 
+def _gelu_f32(graph: Graph, op: Op) -> Params:
+    unary_operands(graph, op, FLOAT32)
+    return {"approximate": int(bool(op.options.get("approximate", False)))}
+
+
 _INT16_SIGMOID_PARAMS = (Int("input_multiplier", 1, (1 << 15) - 1), Int("input_left_shift", 0, 31),
                          Ints("sigmoid_table", 0, (1 << 16) - 1))
 _TABLE = {"params": LUT8_PARAMS, "run": unary.lookup_table, "stem": "lookup_table"}
@@ -293,4 +290,5 @@ OPS = (
     HostOp("ELU", fold=table_fold(_elu_transform, ("int8",)), types=Types(("int8",)), **_TABLE),
     HostOp("ELU_F32", (), plain(FLOAT32), activations.elu_f32, opcode="ELU", types=_F32),
     HostOp("GELU", fold=table_fold(_gelu_transform, _8BIT), types=Types(_8BIT), **_TABLE),
+    HostOp("GELU_F32", (Flag("approximate"),), _gelu_f32, activations.gelu_f32, opcode="GELU", types=_F32),
 )

@@ -51,11 +51,18 @@ def _channels(op: Op, t: Tensor, what: str) -> tuple[np.ndarray, np.ndarray, int
     return scales, q.zero_point.astype(np.int32), axis
 
 
-def _requantize(graph: Graph, op: Op) -> Params:
+def _operands(graph: Graph, op: Op, output_types: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    """The input and output, of one shape, the output of one of ``output_types``."""
     x, y = input_tensor(graph, op, 0, "input"), output_tensor(graph, op)
-    require_type(op, x, "input", tuple(REQUANTIZE_OUTPUTS))
-    require_type(op, y, "output", REQUANTIZE_OUTPUTS[x.dtype])
+    require_type(op, y, "output", output_types)
     _same_shape(op, x, y)
+    return x, y
+
+
+def _requantize(graph: Graph, op: Op) -> Params:
+    x = input_tensor(graph, op, 0, "input")
+    require_type(op, x, "input", tuple(REQUANTIZE_OUTPUTS))
+    x, y = _operands(graph, op, REQUANTIZE_OUTPUTS[x.dtype])
     in_scale, in_zp = per_tensor(op, x, "input")
     out_scale, out_zp = per_tensor(op, y, "output")
     for t, zp, what in ((x, in_zp, "input"), (y, out_zp, "output")):
@@ -66,18 +73,14 @@ def _requantize(graph: Graph, op: Op) -> Params:
 
 
 def _quantize_float(graph: Graph, op: Op) -> Params:
-    x, y = input_tensor(graph, op, 0, "input"), output_tensor(graph, op)
-    require_type(op, y, "output", QUANTIZED_TYPES)
-    _same_shape(op, x, y)
+    _, y = _operands(graph, op, QUANTIZED_TYPES)
     scales, zero_points, axis = _channels(op, y, "output")
     _int16_zero_point(op, y, zero_points, "output")
     return {"scale": scales, "zero_point": zero_points, "axis": axis}
 
 
 def _dequantize(graph: Graph, op: Op) -> Params:
-    x, y = input_tensor(graph, op, 0, "input"), output_tensor(graph, op)
-    require_type(op, y, "output", ("float32",))
-    _same_shape(op, x, y)
+    x, _ = _operands(graph, op, ("float32",))
     scales, zero_points, axis = _channels(op, x, "input")
     if scales.size > 1:
         require_type(op, x, "per-channel input", PER_CHANNEL_DEQUANTIZE)
@@ -86,9 +89,7 @@ def _dequantize(graph: Graph, op: Op) -> Params:
 
 
 def _dequantize_float16(graph: Graph, op: Op) -> Params:
-    x, y = input_tensor(graph, op, 0, "input"), output_tensor(graph, op)
-    require_type(op, y, "output", ("float32",))
-    _same_shape(op, x, y)
+    _operands(graph, op, ("float32",))
     return {}
 
 

@@ -55,6 +55,15 @@ def zero_points_zero(op: Op, x: Tensor, y: Tensor) -> None:
             raise fail(op, f"{what} {t.describe()} must have zero point 0 (int16)")
 
 
+def quantized_unary(graph: Graph, op: Op, types: tuple[str, ...]) -> tuple[Tensor, Tensor, float, int, float, int]:
+    """(input, output, input scale and zero point, output scale and zero point) of a quantized element-wise
+    operator over ``types`` (symmetric when int16, as TFLite requires)."""
+    x, y = unary_operands(graph, op, types)
+    if x.dtype == "int16":
+        zero_points_zero(op, x, y)
+    return (x, y, *per_tensor(op, x, "input"), *per_tensor(op, y, "output"))
+
+
 # -- lookup tables ---------------------------------------------------------------------------
 
 def lut8(transform: FloatFn, x: Tensor, y: Tensor, op: Op) -> np.ndarray:
@@ -188,11 +197,7 @@ def _cast(graph: Graph, op: Op) -> Params:
 
 def _abs_quantized(graph: Graph, op: Op) -> Params:
     """TFLite's quantized ABS: zero points, and a multiplier for s_in / s_out unless the scales are equal."""
-    x, y = unary_operands(graph, op, ("int8", "int16"))
-    if x.dtype == "int16":
-        zero_points_zero(op, x, y)
-    in_scale, in_zp = per_tensor(op, x, "input")
-    out_scale, out_zp = per_tensor(op, y, "output")
+    x, y, in_scale, in_zp, out_scale, out_zp = quantized_unary(graph, op, ("int8", "int16"))
     rescale = in_scale != out_scale
     multiplier, shift = quantize_multiplier(float(np.float32(in_scale) / np.float32(out_scale))) if rescale else (0, 0)
     return {"input_zero_point": in_zp, "output_zero_point": out_zp, "multiplier": multiplier, "shift": shift,
