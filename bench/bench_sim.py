@@ -38,19 +38,11 @@ from npuc.runtime.image import load_image_input  # noqa: E402
 from npuc.sim import cmdstream  # noqa: E402
 from npuc.sim.golden import load_golden  # noqa: E402
 from npuc.sim.replay_mesa import MesaReplay  # noqa: E402
+from timing import median_seconds  # noqa: E402  (bench/timing.py)
 
 GOLDEN = oracle.SHARED / "golden" / "mesa-25.0.7-vipnano-qi"
 STEADY_BAR = 1.5     # steady state / TFLite
 FIRST_BAR_S = 2.0    # first inference, seconds
-
-
-def median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def job_split(replay: MesaReplay, x) -> dict[str, float]:
@@ -92,9 +84,9 @@ def main() -> int:
     out = replay.run([x])[0]
     first = time.perf_counter() - start
 
-    steady = median_time(lambda: replay.run([x]), args.runs)
+    steady = median_seconds(lambda: replay.run([x]), args.runs)
     oracle.run_reference(oracle.model_path(args.model), [x])  # build the interpreter outside the timing
-    tflite = median_time(lambda: oracle.run_reference(oracle.model_path(args.model), [x]), args.runs)
+    tflite = median_seconds(lambda: oracle.run_reference(oracle.model_path(args.model), [x]), args.runs)
     splits = [job_split(replay, x) for _ in range(args.runs)]
     split = {k: statistics.median(s[k] for s in splits) for k in splits[0]}
     same_top1 = int(out.argmax()) == int(oracle.run_reference(oracle.model_path(args.model), [x])[0].argmax())

@@ -452,6 +452,7 @@ FUZZ_FAMILIES = {
     "test_host_unary": ("HARD_SWISH", "TANH_I16", "PRELU", "CAST"),
     "test_host_sequence": ("TOPK_V2", "NON_MAX_SUPPRESSION_V5", "UNSORTED_SEGMENT_PROD", "DYNAMIC_UPDATE_SLICE"),
     "test_host_svdf": ("int8", "float32"),
+    "test_host_scatter": ("SCATTER_ND", "SPARSE_TO_DENSE", "EMBEDDING_LOOKUP_float", "MATRIX_SET_DIAG"),
 }
 
 

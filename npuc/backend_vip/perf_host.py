@@ -24,7 +24,8 @@ MOVEMENT = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "SPL
                       "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE", "GATHER", "GATHER_ND", "SLICE", "STRIDED_SLICE",
                       "CAST", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TILE",
                       "BROADCAST_TO", "REVERSE_V2", "RESIZE_NEAREST_NEIGHBOR", "ASSIGN_VARIABLE",
-                      "READ_VARIABLE", "DYNAMIC_UPDATE_SLICE", "REVERSE_SEQUENCE", "ONE_HOT"})
+                      "READ_VARIABLE", "DYNAMIC_UPDATE_SLICE", "REVERSE_SEQUENCE", "ONE_HOT", "SCATTER_ND",
+                      "SPARSE_TO_DENSE", "MATRIX_DIAG", "MATRIX_SET_DIAG", "EMBEDDING_LOOKUP"})
 #: Kernels that read every input element once to produce fewer outputs.
 REDUCTIONS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "MEAN", "SUM", "REDUCE_MAX",
                         "REDUCE_MIN", "REDUCE_PROD", "ARG_MAX", "ARG_MIN", "CUMSUM", "SEGMENT_SUM",
@@ -33,7 +34,7 @@ REDUCTIONS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "MEAN", 
 #: Kernels with an exponential, logarithm, square root or division per element.
 TRANSCENDENTAL = frozenset({"SOFTMAX", "LOG_SOFTMAX", "LOGISTIC", "TANH", "EXP", "LOG", "SQRT", "RSQRT",
                             "ELU", "GELU", "HARD_SWISH", "DIV", "FLOOR_DIV", "FLOOR_MOD", "SIN", "COS", "POW",
-                            "L2_NORMALIZATION", "LOCAL_RESPONSE_NORMALIZATION"})
+                            "L2_NORMALIZATION", "LOCAL_RESPONSE_NORMALIZATION", "ATAN2"})
 
 
 def _elements(shape: Shape | None) -> int:

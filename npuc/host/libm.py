@@ -21,6 +21,8 @@ import numpy as np
 
 #: A float32 function applied element-wise to an array.
 FloatFn = Callable[[np.ndarray], np.ndarray]
+#: A two-argument float32 function applied element-wise to two arrays of one size (flat order).
+FloatFn2 = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @lru_cache(maxsize=None)
@@ -38,5 +40,23 @@ def float_function(name: str) -> FloatFn:
         bits, inverse = np.unique(np.ascontiguousarray(x).reshape(-1).view(np.uint32), return_inverse=True)
         results = np.array([fn(float(v)) for v in bits.view(np.float32)], dtype=np.float32)
         return results[inverse].reshape(x.shape)
+
+    return apply
+
+
+def float_function2(name: str) -> FloatFn2:
+    """The C library's two-argument float32 function ``name`` (``"atan2f"``) applied element-wise, each
+    distinct pair of bit patterns evaluated once; the result has the first argument's shape."""
+    fn = getattr(_library(), name)
+    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+
+    def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+        high = np.ascontiguousarray(a).reshape(-1).view(np.uint32).astype(np.uint64) << np.uint64(32)
+        pairs, inverse = np.unique(high | np.ascontiguousarray(b).reshape(-1).view(np.uint32), return_inverse=True)
+        firsts = (pairs >> np.uint64(32)).astype(np.uint32).view(np.float32)
+        seconds = (pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+        results = np.array([fn(float(u), float(v)) for u, v in zip(firsts, seconds)], dtype=np.float32)
+        return results[inverse].reshape(a.shape)
 
     return apply
