@@ -27,7 +27,12 @@ FloatFn2 = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    """glibc's libm by its soname; elsewhere whatever the system calls it (find_library runs ldconfig, a
+    subprocess that every compile would otherwise pay for)."""
+    try:
+        return ctypes.CDLL("libm.so.6")
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("m"))
 
 
 def float_function(name: str) -> FloatFn:
