@@ -260,6 +260,49 @@ def activation(rng: np.random.Generator, allowed: tuple[str, ...] = ("NONE", "RE
     return str(rng.choice(allowed))
 
 
+def model_of(build: Callable[[SubgraphBuilder], list[int]]) -> bytes:
+    """A one-subgraph model of what ``build`` adds to it, its returned tensors the graph's outputs."""
+    m = ModelBuilder()
+    for t in build(m.main):
+        m.main.output(t)
+    return m.build()
+
+
+#: Run-time refusals: name -> (model builder, inputs TFLite fails on, a regular expression of the error).
+Refusals = dict[str, tuple[Callable[[SubgraphBuilder], list[int]], list[np.ndarray], str]]
+
+
+def refusal_tests(refused: Refusals, tflite_raises: bool = False) -> tuple[Callable, Callable]:
+    """The two tests of values TFLite refuses when it runs, for a test module to bind: the Python runtime raises
+    an InputError (after TFLite's own exception, with ``tflite_raises``: some of its kernels abort the process
+    instead); the C runtime fails the run with one line naming the step (#0 NAME)."""
+    import re
+
+    import pytest
+
+    from c_build import fake_env
+    from npuc.errors import InputError
+
+    @pytest.mark.parametrize("name", sorted(refused))
+    def test_values_tflite_refuses_are_an_input_error_in_python(name: str, tmp_path: Path) -> None:
+        build, inputs, fragment = refused[name]
+        model = model_of(build)
+        if tflite_raises:
+            with pytest.raises(RuntimeError):
+                tflite_outputs(model, inputs)
+        with pytest.raises(InputError, match=fragment):
+            python_outputs(compile_cpu(model, tmp_path), inputs)
+
+    @pytest.mark.parametrize("name", sorted(refused))
+    def test_values_tflite_refuses_fail_the_c_run_with_one_line(name: str, tmp_path: Path, c_npu_run: Path,
+                                                                 c_fake: Path) -> None:
+        build, inputs, fragment = refused[name]
+        line = c_failure(c_npu_run, fake_env(c_fake), compile_cpu(model_of(build), tmp_path), inputs, tmp_path)
+        assert re.search(f"step 0 \\(#0 {name}\\): .*{fragment}", line), line
+
+    return test_values_tflite_refuses_are_an_input_error_in_python, test_values_tflite_refuses_fail_the_c_run_with_one_line
+
+
 def kernel_tests(generators: dict[str, Generator], builtin: bool = False) -> tuple[Callable, Callable]:
     """The two tests every host-kernel family runs over its generators, for a test module to bind:
 

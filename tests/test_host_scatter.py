@@ -24,19 +24,18 @@ tensors would take a C kernel outside them when it loads them.
 from __future__ import annotations
 
 import math
-import re
 from typing import Callable
 
 import numpy as np
 import pytest
 
 from c_build import fake_env
-from host_cases import (CASES, Generator, c_failure, check_chosen, compile_cpu, edited_blob_error, host_step,
-                        kernel_tests, pick, python_outputs, small_dims, tflite_outputs)
-from model_builder import ModelBuilder, SubgraphBuilder, options
+from host_cases import (CASES, Generator, Refusals, check_chosen, compile_cpu, edited_blob_error, host_step,
+                        kernel_tests, model_of, pick, refusal_tests, small_dims, tflite_outputs)
+from model_builder import SubgraphBuilder, options
 from ai_edge_litert import schema_py_generated as schema
 from npuc import vipbin
-from npuc.errors import InputError, UnsupportedError
+from npuc.errors import UnsupportedError
 
 SCATTER_TYPES = ("bool", "uint8", "int8", "int32", "int64", "float32")
 SPARSE_TYPES = ("uint8", "int8", "int32", "int64", "float32")
@@ -210,13 +209,6 @@ test_python_kernels_match_tflite, test_c_kernels_match_python = kernel_tests(GEN
 
 # -- chosen values ----------------------------------------------------------------------------------
 
-def _model(build: Callable[[SubgraphBuilder], list[int]]) -> bytes:
-    m = ModelBuilder()
-    for t in build(m.main):
-        m.main.output(t)
-    return m.build()
-
-
 _NAN, _INF = np.float32(np.nan), np.float32(np.inf)
 _TINY = np.float32(1e-45)
 #: Every pair of these: signed zeros, infinities, NaN, the smallest subnormal, the largest finite, ordinary values.
@@ -232,7 +224,7 @@ def _atan2_specials(g: SubgraphBuilder) -> list[int]:
 
 
 def test_atan2_special_values_match_tflite(tmp_path, c_npu_run, c_fake):
-    check_chosen(_model(_atan2_specials), [_Y, _X], tmp_path, c_npu_run, fake_env(c_fake))
+    check_chosen(model_of(_atan2_specials), [_Y, _X], tmp_path, c_npu_run, fake_env(c_fake))
 
 
 #: Updates to positions 0 (a lone -0, which the sum from +0 turns into +0), 1 (cancelling, then tiny), 2 (three
@@ -255,7 +247,7 @@ def _scatter_specials(g: SubgraphBuilder) -> list[int]:
 
 def test_scatter_nd_sums_match_tflite(tmp_path, c_npu_run, c_fake):
     inputs = [_FLOAT_AT, _FLOAT_UPDATES, np.array([100, 100, -128, 90], np.int8), np.array([True, True, False])]
-    check_chosen(_model(_scatter_specials), inputs, tmp_path, c_npu_run, fake_env(c_fake))
+    check_chosen(model_of(_scatter_specials), inputs, tmp_path, c_npu_run, fake_env(c_fake))
 
 
 #: int32 and int64 values that round (to nearest even) onto or past a float32 boundary, NaN and infinities.
@@ -275,7 +267,7 @@ def _bucketize_specials(g: SubgraphBuilder) -> list[int]:
 
 
 def test_bucketize_compares_as_float32_like_tflite(tmp_path, c_npu_run, c_fake):
-    check_chosen(_model(_bucketize_specials), [_INTS32, _INTS64, _FLOATS], tmp_path, c_npu_run, fake_env(c_fake))
+    check_chosen(model_of(_bucketize_specials), [_INTS32, _INTS64, _FLOATS], tmp_path, c_npu_run, fake_env(c_fake))
 
 
 def _lookups_and_dense(g: SubgraphBuilder) -> list[int]:
@@ -303,7 +295,7 @@ def _lookups_and_dense(g: SubgraphBuilder) -> list[int]:
 def test_lookups_and_dense_writes_match_tflite(tmp_path, c_npu_run, c_fake):
     inputs = [np.array([2, 0, 1, 2], np.int32), np.array([1, 2, 3, 4, 5], np.int64),
               np.arange(12, dtype=np.float32).reshape(3, 2, 2) - 5.5]
-    check_chosen(_model(_lookups_and_dense), inputs, tmp_path, c_npu_run, fake_env(c_fake))
+    check_chosen(model_of(_lookups_and_dense), inputs, tmp_path, c_npu_run, fake_env(c_fake))
 
 
 # -- indices TFLite fails on ----------------------------------------------------------------------
@@ -330,7 +322,7 @@ def _lookup_model(g: SubgraphBuilder) -> list[int]:
 _ROWS = np.zeros((4, 2), np.float32)
 #: Models, inputs TFLite fails on, and what both runtimes' one-line errors say.  [0, 5] lies inside the 3x4
 #: output when flattened, yet outside its dimension; int64 indices are not cut to int32.
-_REFUSED: dict[str, tuple[Callable, list[np.ndarray], str]] = {
+_REFUSED: Refusals = {
     "SCATTER_ND": (_scatter_model, [np.array([[1, 1], [0, 5]], np.int32), np.ones(2, np.float32)],
                    "index 5 is outside dimension 1 of size 4"),
     "SPARSE_TO_DENSE": (_sparse_model, [np.array([[0, 1], [0, (1 << 32) + 1]], np.int64), np.ones(2, np.int32)],
@@ -340,21 +332,8 @@ _REFUSED: dict[str, tuple[Callable, list[np.ndarray], str]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(_REFUSED))
-def test_indices_tflite_refuses_are_an_input_error_in_python(name, tmp_path):
-    build, inputs, fragment = _REFUSED[name]
-    model = _model(build)
-    with pytest.raises(RuntimeError):
-        tflite_outputs(model, inputs)
-    with pytest.raises(InputError, match=fragment):
-        python_outputs(compile_cpu(model, tmp_path), inputs)
-
-
-@pytest.mark.parametrize("name", sorted(_REFUSED))
-def test_indices_tflite_refuses_fail_the_c_run_with_one_line(name, tmp_path, c_npu_run, c_fake):
-    build, inputs, fragment = _REFUSED[name]
-    line = c_failure(c_npu_run, fake_env(c_fake), compile_cpu(_model(build), tmp_path), inputs, tmp_path)
-    assert re.search(f"step 0 \\(#0 {name}\\): {name}: {fragment}", line), line
+(test_values_tflite_refuses_are_an_input_error_in_python,
+ test_values_tflite_refuses_fail_the_c_run_with_one_line) = refusal_tests(_REFUSED, tflite_raises=True)
 
 
 # -- models npuc refuses ------------------------------------------------------------------------------
@@ -467,14 +446,14 @@ def _densify(g: SubgraphBuilder) -> list[int]:
 ])
 def test_instances_npuc_cannot_run_are_refused_in_one_line(build, fragment, tmp_path):
     with pytest.raises(UnsupportedError, match=fragment) as e:
-        compile_cpu(_model(build), tmp_path)
+        compile_cpu(model_of(build), tmp_path)
     assert "\n" not in str(e.value)
 
 
 def test_densify_of_a_sparse_constant_runs_in_tflite():
     """What npuc refuses above is a model TFLite runs: the refusal is npuc's (its reader has no sparse tensors)."""
     x = np.array([[1, 2], [3, 4]], np.float32)
-    (got,) = tflite_outputs(_model(_densify), [x])
+    (got,) = tflite_outputs(model_of(_densify), [x])
     assert np.array_equal(got, x + np.array([[0, 3], [4, 0]], np.float32))
 
 
@@ -528,7 +507,7 @@ def _set_param(kernel: str, name: str, value: np.ndarray) -> Callable[[vipbin.Bl
 ])
 def test_c_runtime_refuses_steps_whose_tensors_do_not_fit(change, fragment, tmp_path, c_npu_run):
     """The blob's tensors and parameters are checked when it is loaded, before any kernel could index past them."""
-    err = edited_blob_error(c_npu_run, compile_cpu(_model(_all_kinds), tmp_path), change, tmp_path)
+    err = edited_blob_error(c_npu_run, compile_cpu(model_of(_all_kinds), tmp_path), change, tmp_path)
     assert fragment in err, err
 
 

@@ -23,18 +23,17 @@ blobs whose parameters would take a C kernel outside its tensors when loaded.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 import numpy as np
 import pytest
 
 from c_build import fake_env
-from host_cases import (CASES, Generator, c_failure, check_chosen, compile_cpu, edited_blob_error, host_step,
-                        kernel_tests, pick, python_outputs, small_dims)
-from model_builder import ModelBuilder, SubgraphBuilder, options
+from host_cases import (CASES, Generator, Refusals, check_chosen, compile_cpu, edited_blob_error, host_step,
+                        kernel_tests, model_of, pick, refusal_tests, small_dims)
+from model_builder import SubgraphBuilder, options
 from npuc import vipbin
-from npuc.errors import InputError, UnsupportedError
+from npuc.errors import UnsupportedError
 
 ALL = ("bool", "uint8", "int8", "int16", "int32", "int64", "float32")
 INTEGER_INDICES = ("int32", "int64")
@@ -299,13 +298,6 @@ test_python_kernels_match_tflite_builtin, test_c_kernels_match_python_builtin = 
 
 # -- chosen values ----------------------------------------------------------------------------------
 
-def _model(build: Callable[[SubgraphBuilder], list[int]]) -> bytes:
-    m = ModelBuilder()
-    for t in build(m.main):
-        m.main.output(t)
-    return m.build()
-
-
 _NAN, _INF = np.float32(np.nan), np.float32(np.inf)
 #: Rows of special values: NaN among numbers, signed zeros and ties, extremes, all NaN.
 _SPECIAL_ROWS = np.array([
@@ -330,7 +322,7 @@ def _specials(g: SubgraphBuilder) -> list[int]:
 
 
 def test_special_values_match_tflite(tmp_path, c_npu_run, c_fake):
-    check_chosen(_model(_specials), [_SPECIAL_ROWS], tmp_path, c_npu_run, fake_env(c_fake))
+    check_chosen(model_of(_specials), [_SPECIAL_ROWS], tmp_path, c_npu_run, fake_env(c_fake))
 
 
 #: Boxes that tie, coincide (corners swapped too), lack area, hold NaN or infinities; scores that tie.
@@ -347,7 +339,7 @@ def _nms_model(soft: bool) -> bytes:
         outs = [g.tensor((8,), "int32")] + ([g.tensor((8,), "float32")] if soft else []) + [g.tensor((), "int32")]
         g.op("NON_MAX_SUPPRESSION_V5" if soft else "NON_MAX_SUPPRESSION_V4", inputs, outs)
         return outs
-    return _model(build)
+    return model_of(build)
 
 
 @pytest.mark.parametrize("iou, score, sigma", [(0.5, 0.0, 0.5), (1.5, -_INF, 0.0), (0.0, 0.5, 1.0), (_NAN, 0.4, _NAN),
@@ -372,7 +364,7 @@ def _int64_as_int(g: SubgraphBuilder) -> list[int]:
 def test_int64_values_are_read_as_c_ints(tmp_path, c_npu_run, c_fake):
     big = np.array([(1 << 31) + 7, 1 << 32, -(1 << 33) + 2], np.int64)
     indices = np.array([(1 << 32) + 1, -(1 << 32), (1 << 31) + 2, 2], np.int64)
-    check_chosen(_model(_int64_as_int), [big, indices], tmp_path, c_npu_run, fake_env(c_fake))
+    check_chosen(model_of(_int64_as_int), [big, indices], tmp_path, c_npu_run, fake_env(c_fake))
 
 
 # -- values TFLite refuses when it runs ---------------------------------------------------------------
@@ -408,7 +400,7 @@ def _sigma_model(g: SubgraphBuilder) -> list[int]:
 
 _X = np.arange(6, dtype=np.float32).reshape(2, 3)
 #: Models, inputs TFLite fails on, and what both runtimes' one-line errors say.
-_REFUSED: dict[str, tuple[Callable, list[np.ndarray], str]] = {
+_REFUSED: Refusals = {
     "BROADCAST_ARGS": (_broadcast_args_model, [np.array([2, 3], np.int32), np.array([1, 4], np.int32)],
                        "do not broadcast"),
     "REVERSE_SEQUENCE": (_reverse_sequence_model, [_X, np.array([2, 4], np.int32)], "reaches past"),
@@ -418,18 +410,8 @@ _REFUSED: dict[str, tuple[Callable, list[np.ndarray], str]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(_REFUSED))
-def test_values_tflite_refuses_are_an_input_error_in_python(name, tmp_path):
-    build, inputs, fragment = _REFUSED[name]
-    with pytest.raises(InputError, match=fragment):
-        python_outputs(compile_cpu(_model(build), tmp_path), inputs)
-
-
-@pytest.mark.parametrize("name", sorted(_REFUSED))
-def test_values_tflite_refuses_fail_the_c_run_with_one_line(name, tmp_path, c_npu_run, c_fake):
-    build, inputs, fragment = _REFUSED[name]
-    line = c_failure(c_npu_run, fake_env(c_fake), compile_cpu(_model(build), tmp_path), inputs, tmp_path)
-    assert re.search(f"step 0 \\(#0 {name}\\): .*{fragment}", line), line
+(test_values_tflite_refuses_are_an_input_error_in_python,
+ test_values_tflite_refuses_fail_the_c_run_with_one_line) = refusal_tests(_REFUSED)
 
 
 # -- models npuc refuses ------------------------------------------------------------------------------
@@ -482,7 +464,7 @@ def _nms_size_at_run_time(g: SubgraphBuilder) -> list[int]:
 ])
 def test_instances_npuc_cannot_run_are_refused(build, fragment, tmp_path):
     with pytest.raises(UnsupportedError, match=fragment):
-        compile_cpu(_model(build), tmp_path)
+        compile_cpu(model_of(build), tmp_path)
 
 
 # -- hostile blobs ---------------------------------------------------------------------------------
@@ -515,7 +497,7 @@ def test_parameters_that_leave_the_tensors_are_refused_when_c_loads_the_blob(nam
     def edit(blob: vipbin.Blob) -> None:
         host_step(blob, name).params[param] = value
 
-    err = edited_blob_error(c_npu_run, compile_cpu(_model(build), tmp_path), edit, tmp_path)
+    err = edited_blob_error(c_npu_run, compile_cpu(model_of(build), tmp_path), edit, tmp_path)
     assert f"{name} " in err and fragment in err, err
 
 
