@@ -26,8 +26,8 @@ import oracle  # noqa: E402
 from lowering_harness import verify_op  # noqa: E402
 from npuc import vipbin  # noqa: E402
 from npuc.backend_vip.jobs import NNJob, TPJob  # noqa: E402
-from npuc.backend_vip.perf import Cost, estimate_nn_job, estimate_tp_job  # noqa: E402
-from npuc.backend_vip.target import VIPNANO_QI  # noqa: E402
+from npuc.hw.perf import Cost, estimate_nn_job, estimate_tp_descriptors  # noqa: E402
+from npuc.hw.target import VIPNANO_QI  # noqa: E402
 from npuc.driver import compile_model  # noqa: E402
 from npuc.frontend_tflite import load_tflite  # noqa: E402
 from npuc.passes import scale_groups  # noqa: E402
@@ -57,7 +57,7 @@ def cost_of(program) -> Cost:
         if isinstance(s, NNJob):
             total += estimate_nn_job(s.desc, s.coefficients.total_bytes, VIPNANO_QI)
         elif isinstance(s, TPJob):
-            total += estimate_tp_job(s, VIPNANO_QI)
+            total += estimate_tp_descriptors([c.desc for c in s.cores], VIPNANO_QI)
     return total
 
 

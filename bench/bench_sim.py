@@ -36,8 +36,8 @@ import oracle  # noqa: E402  (tests/oracle.py: TFLite reference kernels and shar
 from npuc.frontend_tflite import load_tflite  # noqa: E402
 from npuc.runtime.image import load_image_input  # noqa: E402
 from npuc.sim import cmdstream  # noqa: E402
-from npuc.sim.golden import load_golden  # noqa: E402
-from npuc.sim.replay_mesa import MesaReplay  # noqa: E402
+from npuc.golden import load_golden  # noqa: E402
+from npuc.mesa_replay import MesaReplay  # noqa: E402
 from timing import median_seconds  # noqa: E402  (bench/timing.py)
 
 GOLDEN = oracle.SHARED / "golden" / "mesa-25.0.7-vipnano-qi"

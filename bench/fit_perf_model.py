@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target
+from npuc.hw.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target
 from npuc.latency import LatencyEstimate, estimate_golden
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"

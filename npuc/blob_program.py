@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import vipbin
-from .backend_vip import registers as R
+from .hw import registers as R
 from .backend_vip.coeffs import buffer_size
-from .backend_vip.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from .backend_vip.fields import Layout
-from .backend_vip.target import Target, get_target
+from .hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
+from .hw.fields import Layout
+from .hw.target import Target, get_target
 from .errors import BlobError, SimError, UsageError
 from .program_meta import HOST, NN, PROGRAM_KEY, TP, ProgramInfo, StepInfo, decode
 

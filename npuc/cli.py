@@ -223,7 +223,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # -- npuc ops -------------------------------------------------------------------------
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .backend_vip.target import get_target
+    from .hw.target import get_target
     from .ops_report import render_markdown, render_text
 
     target = get_target(args.target)

@@ -11,7 +11,7 @@ softmax fixed-point widths from :mod:`npuc.host.kernels.softmax`, the host
 kernels' parameter structs and loaders from :mod:`npuc.host`'s declarations, and the
 runtime's own choices below.  Records become C structs with
 ``_decode``/``_encode`` functions generated from each
-:class:`~npuc.backend_vip.fields.Layout`'s rows.
+:class:`~npuc.hw.fields.Layout`'s rows.
 
 ``--embed`` copies a validated blob next to the sources; the generated
 ``npu_embed.c`` includes its bytes with the assembler's ``.incbin``, which
@@ -28,8 +28,8 @@ import jinja2
 import numpy as np
 
 from . import __version__, vipbin
-from .backend_vip.fields import Layout
-from .backend_vip.target import customer_id_aliases
+from .hw.fields import Layout
+from .hw.target import customer_id_aliases
 from .driver import write_atomically
 from .errors import BlobError, DeviceError, InputError, LimitError, NpucError, UnsupportedError, UsageError
 from .runtime import etnaviv_uapi as uapi
@@ -57,7 +57,7 @@ ERROR_MESSAGE_BYTES = 1024
 #: zlib's CRC-32 (the checksum of .vipbin headers and sections): reflected polynomial.
 CRC32_POLYNOMIAL = 0xEDB88320
 #: Identity fields a device's core must match (GET_PARAM), the ones
-#: :func:`npuc.backend_vip.target.same_core` matches too (customer ids up to the targets' aliases).
+#: :func:`npuc.hw.target.same_core` matches too (customer ids up to the targets' aliases).
 MATCHED_IDENTITY = ("model", "revision", "customer_id")
 #: Name of the blob file ``--embed`` copies next to the sources.
 EMBEDDED_BLOB_NAME = "embedded.vipbin"

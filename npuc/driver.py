@@ -10,7 +10,7 @@ from pathlib import Path
 from . import vipbin
 from .backend_vip.emit import EmitStats, emit_blob
 from .backend_vip.jobs import Program
-from .backend_vip.target import get_target
+from .hw.target import get_target
 from .errors import InputError, ModelError
 from .frontend_tflite import load_tflite
 from .ir import Op

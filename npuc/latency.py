@@ -1,8 +1,8 @@
 """Whole-inference latency estimates: a compiled blob's, and Mesa's from its golden submits.
 
 One inference is the sum of its steps, in order: every NN and TP job
-(:mod:`npuc.backend_vip.perf`), every host step on the CPU
-(:mod:`npuc.backend_vip.perf_host`) and, for every submit, the host's round
+(:mod:`npuc.hw.perf`), every host step on the CPU
+(:mod:`npuc.hw.perf_host`) and, for every submit, the host's round
 trip through the kernel (``Target.perf_submit_seconds``).  Nothing overlaps:
 the runtime waits for each submit before the next step, as Mesa's Teflon does.
 Mesa's golden directories are read with the same functions, descriptor by
@@ -20,15 +20,15 @@ import numpy as np
 
 from . import vipbin
 from .backend_vip.coeffs import buffer_size
-from .backend_vip.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from .backend_vip.perf import Cost, estimate_nn_job, estimate_tp_descriptors, seconds
-from .backend_vip.perf_host import host_seconds
+from .hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
+from .hw.perf import Cost, estimate_nn_job, estimate_tp_descriptors, seconds
+from .hw.perf_host import host_seconds
 from .host import HOST_OPS
-from .backend_vip.target import Target
+from .hw.target import Target
 from .blob_program import DecodedBlob, Entry
 from .errors import InputError, SimError
 from .program_meta import HOST, NN, TP
-from .sim.golden import GoldenDir, load_golden
+from .golden import GoldenDir, load_golden
 
 
 @dataclass(frozen=True)

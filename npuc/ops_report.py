@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from tflite.BuiltinOperator import BuiltinOperator
 
-from .backend_vip.target import Target
+from .hw.target import Target
 from .host import BY_OPCODE, CONTROL_FLOW, HostOp
 from .passes.fold_constants import SHAPE_OPS
 from .passes.npu_ops import NPU_LOWERINGS

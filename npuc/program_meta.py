@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .backend_vip.descriptors import kernel_z
+from .hw.descriptors import kernel_z
 from .backend_vip.jobs import NNJob, Program, Step, TPJob, step_reads, step_writes
 from .errors import BlobError
 

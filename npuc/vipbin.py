@@ -8,7 +8,7 @@ command-stream words, HOST steps naming a host kernel with its parameters),
 the graph's inputs and outputs, and metadata such as labels.
 
 Every record is a fixed-size little-endian layout declared with
-:class:`~npuc.backend_vip.fields.Layout`, so the C runtime renders its parser
+:class:`~npuc.hw.fields.Layout`, so the C runtime renders its parser
 from the same declarations.  The reader checks everything (bounds, overlaps,
 alignment, CRCs, version, references) and raises :class:`BlobError` with one
 line naming the first fault; a hostile file can make it do nothing else.
@@ -25,10 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .backend_vip.fields import Layout, LayoutError, fields_from_rows
-from .backend_vip.target import NpuIdentity
+from .hw.fields import Layout, LayoutError, fields_from_rows
+from .hw.target import NpuIdentity
 from .errors import BlobError, LimitError
-from .runtime.device import STREAM_MAX_BYTES
+from .hw.kernel_abi import STREAM_MAX_BYTES
 
 MAGIC = 0x42504956  # b"VIPB" read as a little-endian word
 FORMAT_MAJOR = 1

@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.target import VIPNANO_QI
 from npuc.runtime import etnaviv_uapi as uapi
-from npuc.runtime.device import SOFTPIN_START_ADDRESS
+from npuc.hw.kernel_abi import SOFTPIN_START_ADDRESS
 
 FAKE = Path(__file__).resolve().parent / "fake_etnaviv"
 STRICT = "-std=c11 -O2 -Wall -Wextra -Werror"

@@ -62,7 +62,7 @@ FRONTEND_MODELS = ("split_concat", "keras_lstm_mnist_ptq", "mobilenet_v1_0.25_12
 
 def fuzz_frontend(rng: np.random.Generator, k: int, state: dict) -> str:
     from npuc.backend_vip.emit import emit_blob
-    from npuc.backend_vip.target import VIPNANO_QI
+    from npuc.hw.target import VIPNANO_QI
     from npuc.frontend_tflite import parse_tflite
     from npuc.passes.memory import plan_memory
     from npuc.passes.placement import graph_outputs, lower_graph
@@ -102,7 +102,7 @@ def fuzz_vipbin(rng: np.random.Generator, k: int, state: dict) -> str:
 def _golden_jobs(state: dict) -> list[tuple]:
     """(submit, job) pairs of the golden v1 and v2 submits: each job is run alone."""
     if "golden" not in state:
-        from npuc.sim.golden import load_golden
+        from npuc.golden import load_golden
 
         jobs = []
         for model in ("mobilenet_quant_v1_224", "mobilenet_v2_1.0_224_quant"):
@@ -116,9 +116,9 @@ def _golden_jobs(state: dict) -> list[tuple]:
 
 
 def fuzz_simulator(rng: np.random.Generator, k: int, state: dict) -> str:
-    from npuc.backend_vip import registers as R
-    from npuc.backend_vip.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-    from npuc.runtime.device import SubmitBo
+    from npuc.hw import registers as R
+    from npuc.hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
+    from npuc.hw.kernel_abi import SubmitBo
     from npuc.sim.device import SimDevice
 
     jobs = _golden_jobs(state)

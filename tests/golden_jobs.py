@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import oracle
-from npuc.backend_vip.descriptors import NN_DESCRIPTOR
+from npuc.hw.descriptors import NN_DESCRIPTOR
 from npuc.runtime.image import load_image_input
 from npuc.sim.memory import Memory
 

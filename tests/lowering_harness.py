@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from npuc.backend_vip.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
+from npuc.hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
 from npuc.backend_vip.jobs import (INT8_OFFSET, PLANAR, NNJob, Program, Ref, Step, TPJob, npu_bytes, step_reads,
                                   step_writes)
-from npuc.backend_vip.target import Target
+from npuc.hw.target import Target
 from npuc.sim import nn, tp
 from npuc.sim.memory import Memory
 

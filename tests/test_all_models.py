@@ -11,7 +11,7 @@ import pytest
 
 import oracle
 from npuc import vipbin
-from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target
+from npuc.hw.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target
 from npuc.driver import compile_model
 from npuc.runtime.image import load_image_input
 from npuc.runtime.runtime import Runtime

@@ -35,7 +35,7 @@ import pytest
 
 import oracle
 from npuc import vipbin
-from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS
+from npuc.hw.target import VIPNANO_QI, VIPNANO_SI_PLUS
 from npuc.cli import npu_run_main
 from npuc.cruntime import c_host_kernels
 from npuc.driver import compile_model

@@ -23,8 +23,8 @@ import pytest
 import golden_jobs as G
 import oracle
 from npuc.backend_vip import coeffs_v8 as C
-from npuc.backend_vip.descriptors import NN_DESCRIPTOR
-from npuc.backend_vip.target import VIPNANO_SI_PLUS, VIPPICO_V3
+from npuc.hw.descriptors import NN_DESCRIPTOR
+from npuc.hw.target import VIPNANO_SI_PLUS, VIPPICO_V3
 from npuc.errors import SimError
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import stride2

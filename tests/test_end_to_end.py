@@ -51,7 +51,7 @@ def test_compiling_twice_gives_identical_bytes():
 def test_an_operator_nothing_can_run_is_named(name):
     """A model compiles when every operator runs on the NPU or a host kernel; otherwise the error names
     the first operator (in execution order) that neither can run."""
-    from npuc.backend_vip.target import VIPNANO_QI
+    from npuc.hw.target import VIPNANO_QI
     from npuc.frontend_tflite import load_tflite
     from npuc.passes.placement import HOST, npu_refusal
     from npuc.host import BY_OPCODE

@@ -24,7 +24,7 @@ import oracle
 from c_build import fake_env
 from host_cases import c_outputs, values
 from npuc import vipbin
-from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS
+from npuc.hw.target import VIPNANO_QI, VIPNANO_SI_PLUS
 from npuc.driver import compile_model
 from npuc.errors import UnsupportedError
 from npuc.runtime.image import image_input, image_layout

@@ -15,7 +15,7 @@ import pytest
 import oracle
 from npuc import vipbin
 from npuc.backend_vip.jobs import NNJob, TPJob
-from npuc.backend_vip.target import VIPNANO_QI as TARGET
+from npuc.hw.target import VIPNANO_QI as TARGET
 from npuc.blob_program import decode_blob
 from npuc.cli import main
 from npuc.driver import compile_model

@@ -20,9 +20,10 @@ import tflite
 import oracle
 from lowering_harness import op_steps, verify_op
 from npuc import vipbin
-from npuc.backend_vip import fp21, pwl_fit
+from npuc.backend_vip import pwl_fit
+from npuc.hw import fp21
 from npuc.backend_vip.jobs import INT8_OFFSET, HostCall, NNJob, Ref, TPJob
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.target import VIPNANO_QI
 from npuc.driver import compile_model
 from npuc.frontend_tflite import load_tflite
 from npuc.ir import Quant, Tensor

@@ -26,11 +26,11 @@ import tflite
 import golden_jobs as G
 import oracle
 from lowering_harness import LayerResult, encode, nn_jobs_by_op, op_steps, run_op, verify_op
-from npuc.backend_vip import perf
+from npuc.hw import perf
 from npuc.backend_vip.coeffs_v7 import decode_coefficients_v7
-from npuc.backend_vip.descriptors import NN_CACHE_NONE, NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
+from npuc.hw.descriptors import NN_CACHE_NONE, NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
 from npuc.backend_vip.jobs import NNJob, Program
-from npuc.backend_vip.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target, get_target
+from npuc.hw.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target, get_target
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import requant, stride2, tiling
 from npuc.passes.lower_add import add_weights
@@ -439,7 +439,7 @@ def test_mobilenet_v1_coefficients_and_traffic_below_mesas():
             coef[program.op(s.op).opcode] += len(data)
             ours += perf.estimate_nn_job(s.desc, len(data), TARGET)
         elif hasattr(s, "cores"):
-            ours += perf.estimate_tp_job(s, TARGET)
+            ours += perf.estimate_tp_descriptors([c.desc for c in s.cores], TARGET)
     mesa = perf.Cost()
     for gj in G.nn_jobs(model):
         d = NN_DESCRIPTOR.unpack(G.bo_bytes(model, gj.submit, gj.desc_bo))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import oracle
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.target import VIPNANO_QI
 from npuc.frontend_tflite import load_tflite
 from npuc.ops_report import render_markdown, rows
 from npuc.passes.placement import npu_refusal

@@ -17,7 +17,7 @@ import pytest
 
 import oracle
 from lowering_harness import op_steps, run_op, verify_op
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.target import VIPNANO_QI
 from npuc.driver import compile_model
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import scale_groups

@@ -17,9 +17,9 @@ import pytest
 import golden_jobs as G
 import oracle
 from npuc import vipbin
-from npuc.backend_vip.perf_host import host_macs, host_seconds
-from npuc.backend_vip.target import VIPNANO_QI as TARGET
-from npuc.backend_vip.target import VIPNANO_SI_PLUS
+from npuc.hw.perf_host import host_macs, host_seconds
+from npuc.hw.target import VIPNANO_QI as TARGET
+from npuc.hw.target import VIPNANO_SI_PLUS
 from npuc.blob_program import decode_blob
 from npuc.driver import compile_model
 from npuc.frontend_tflite import load_tflite

@@ -11,16 +11,16 @@ import pytest
 
 import oracle
 from tp_harness import descriptors_at, pad_job, transpose_job
-from npuc.backend_vip import registers as R
-from npuc.backend_vip.descriptors import TP_DESCRIPTOR
+from npuc.hw import registers as R
+from npuc.hw.descriptors import TP_DESCRIPTOR
 from npuc.backend_vip.jobs import PLANAR
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.target import VIPNANO_QI
 from npuc.errors import SimError
-from npuc.runtime.device import BO_READ, BO_WRITE, SubmitBo
+from npuc.hw.kernel_abi import BO_READ, BO_WRITE, SubmitBo
 from npuc.sim import cmdstream
 from npuc.sim.cmdstream import CommandProcessor
 from npuc.sim.device import SimDevice
-from npuc.sim.golden import load_golden
+from npuc.golden import load_golden
 from npuc.sim.memory import Memory
 
 GOLDEN_SETS = sorted(p for p in (oracle.SHARED / "golden").glob("*/*") if (p / "jobs.json").exists())

@@ -21,8 +21,8 @@ import pytest
 import golden_jobs as G
 from npuc.backend_vip import coeffs_v7
 from npuc.backend_vip.coeffs_v7 import KernelGeometry, decode_coefficients_v7, encode_coefficients_v7
-from npuc.backend_vip.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
+from npuc.hw.target import VIPNANO_QI
 from npuc.errors import SimError
 from npuc.sim import nn
 from npuc.sim.memory import Memory

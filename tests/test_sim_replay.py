@@ -21,12 +21,12 @@ import pytest
 
 import golden_jobs as G
 import oracle
-from npuc.backend_vip.target import get_target
+from npuc.hw.target import get_target
 from npuc.errors import InputError
 from npuc.frontend_tflite import load_tflite
 from npuc.runtime.image import load_image_input
-from npuc.sim.golden import load_golden
-from npuc.sim.replay_mesa import MesaReplay, format_results, main, top_results
+from npuc.golden import load_golden
+from npuc.mesa_replay import MesaReplay, format_results, main, top_results
 
 GOLDEN = G.GOLDEN_SETS[G.V7]
 MODELS = ["mobilenet_quant_v1_224", "mobilenet_v2_1.0_224_quant"]
@@ -101,7 +101,7 @@ def test_cli_unusable_input_is_one_line_and_exit_1(tmp_path):
         ([str(GOLDEN / "mobilenet_quant_v1_224"), model, str(tmp_path)], "is a directory"),
     ]
     for args, message in cases:
-        p = subprocess.run([sys.executable, "-m", "npuc.sim.replay_mesa", *args], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, "-m", "npuc.mesa_replay", *args], capture_output=True, text=True)
         assert p.returncode == 1, p.stderr
         assert p.stdout == "" and p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
 

@@ -24,9 +24,9 @@ from tflite_builder import OpSpec, T, build_model
 from tp_harness import (FILL, SRC, DST, TP_CORES, descriptors_at, detranspose_job, lut_job, pad_job, program,
                         reshuffle_job, rng_bytes, run_job, run_tp, space_to_depth, transpose_job)
 from npuc.backend_vip import tp_jobs
-from npuc.backend_vip.descriptors import TP_DESCRIPTOR
+from npuc.hw.descriptors import TP_DESCRIPTOR
 from npuc.backend_vip.jobs import NHWC, PLANAR, Program, TPJob
-from npuc.backend_vip.target import VIPNANO_QI
+from npuc.hw.target import VIPNANO_QI
 from npuc.errors import SimError, UnsupportedError
 from npuc.frontend_tflite import load_tflite
 from npuc.ir import Graph, Op

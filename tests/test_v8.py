@@ -30,9 +30,9 @@ import oracle
 from lowering_harness import nn_jobs_by_op
 from npuc import vipbin
 from npuc.backend_vip.coeffs_v8 import decode_coefficients_v8
-from npuc.backend_vip.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
+from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
 from npuc.backend_vip.jobs import Program
-from npuc.backend_vip.target import (VIPNANO_QI, VIPNANO_SI_PLUS, NpuIdentity, get_target,
+from npuc.hw.target import (VIPNANO_QI, VIPNANO_SI_PLUS, NpuIdentity, get_target,
                                      target_for_identity)
 from npuc.driver import CompileResult, compile_model
 from npuc.errors import UnsupportedError, UsageError

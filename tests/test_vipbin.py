@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from blob_tools import fix_crcs
 from npuc import vipbin
-from npuc.backend_vip.target import NpuIdentity
+from npuc.hw.target import NpuIdentity
 from npuc.errors import BlobError, LimitError
 
 u32 = st.integers(0, 0xFFFFFFFF)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.backend_vip import tp_jobs
-from npuc.backend_vip.descriptors import TP_DESCRIPTOR
+from npuc.hw.descriptors import TP_DESCRIPTOR
 from npuc.backend_vip.jobs import NHWC, PLANAR, Program, TPJob
-from npuc.backend_vip.target import VIPNANO_QI, Target
+from npuc.hw.target import VIPNANO_QI, Target
 from npuc.ir import Graph, Quant
 from npuc.sim import tp
 from npuc.sim.memory import Memory

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import registers as R
+from ..hw import registers as R
 
 
 @dataclass

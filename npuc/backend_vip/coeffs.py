@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import coeffs_v7, coeffs_v8
-from .target import COEF_HUFFMAN, COEF_ZERO_RUN, Target
+from ..hw.target import COEF_HUFFMAN, COEF_ZERO_RUN, Target
 
 
 def _check(target: Target) -> None:

@@ -50,30 +50,10 @@ import numpy as np
 
 from ..errors import SimError
 from .decode_cache import DecodeCache, as_bytes
-from .descriptors import kernel_z
-from .fields import Layout, fields_from_rows
-from .target import Target
-
-#: Header of every per-core stream: zero-run field width, then the core's kernel count.
-STREAM_HEADER = Layout("coef_stream_header_v7", 1, fields_from_rows([
-    ("zrl_bits", 0, 0, 8),
-    ("kernels_per_core", 0, 8, 16),
-]), doc="first 24 bits of each core's coefficient stream; the pairs start at bit 24")
-
-#: Bits of the stream header (the pairs start right after it).
-STREAM_HEADER_BITS = STREAM_HEADER["zrl_bits"].width + STREAM_HEADER["kernels_per_core"].width
-#: Bits of one weight value, and of the bias and trailer words.
-VALUE_BITS = 8
-WORD_BITS = 32
-#: The 2x3 (rows x columns) patch a kernel slice is cut into.
-PATCH_ROWS = 2
-PATCH_COLUMNS = 3
-#: Input channels per block of the 1x1 ("pointwise-6") order.
-POINTWISE_Z_BLOCK = 6
-
-ORDER_INTERLEAVED = "interleaved"
-ORDER_SEQUENTIAL = "sequential"
-ORDER_POINTWISE = "pointwise-6"
+from ..hw.descriptors import kernel_z
+from ..hw.coef_v7 import (ORDER_INTERLEAVED, ORDER_POINTWISE, ORDER_SEQUENTIAL, PATCH_COLUMNS, PATCH_ROWS,
+                          POINTWISE_Z_BLOCK, STREAM_HEADER, STREAM_HEADER_BITS, VALUE_BITS, WORD_BITS, core_size_table)
+from ..hw.target import Target
 
 #: Most weights one decode may produce (all cores).  MobileNet's largest layer
 #: (a 1024-channel depthwise convolution expanded to dense) has 9.4 M; a
@@ -82,15 +62,6 @@ MAX_DECODED_WEIGHTS = 1 << 25
 
 #: Decoded buffers kept (keyed by a hash of the bytes and the descriptor fields used).
 DECODE_CACHE_ENTRIES = 256
-
-
-@lru_cache(maxsize=None)
-def core_size_table(target: Target) -> Layout:
-    """The table of per-core stream sizes (bytes, ``coef_align`` multiples) that starts a buffer."""
-    words = -(-target.nn_cores * 4 // target.coef_align) * target.coef_align // 4
-    return Layout("coef_core_sizes_v7", words,
-                  fields_from_rows([(f"core{c}_bytes", c, 0, 32) for c in range(target.nn_cores)]),
-                  doc="byte size of each NN core's coefficient stream; 0 for unused cores")
 
 
 @dataclass(frozen=True)

@@ -57,81 +57,21 @@ import numpy as np
 from ..errors import SimError
 from .coeffs_v7 import check_kernel_fields
 from .decode_cache import DecodeCache, as_bytes
-from .descriptors import kernel_z
-from .fields import Layout, fields_from_rows
-from .target import Target
-
-#: Bytes of the header and the unit every core's stream is padded to.
-HEADER_BYTES = 64
-STREAM_PAD_BYTES = 64
-#: Cores whose stream length the 64-byte header can hold (words 7..15).
-_FIRST_SIZE_WORD = 7
-MAX_CORES = HEADER_BYTES // 4 - _FIRST_SIZE_WORD
-#: The only header version Mesa writes (and the only one modelled).
-FORMAT_VERSION = 1
-#: Values per block: a kernel is cut into blocks of 9 (a 3x3 patch, or 3 channels of a 1x3 row ...).
-BLOCK = 9
-BIAS_BYTES = 4
-
-_RUN_LENGTH_TABLE = 18
-HEADER = Layout("coef_header_v8", HEADER_BYTES // 4, fields_from_rows(
-    [("precode", 0, 0, 1), ("bit16", 0, 1, 1), ("fp16", 0, 2, 1), ("reserved1", 0, 3, 1), ("version", 0, 4, 4),
-     ("run_length_size", 0, 8, 8)]
-    + [(f"run_length_table_{i}", (2 + i) // 4, (2 + i) % 4 * 8, 8) for i in range(_RUN_LENGTH_TABLE)]
-    + [("symbol_map", 5, 0, 32), ("avg_bias", 6, 0, 16), ("reserved2", 6, 16, 16)]
-    + [(f"stream_bits_{c}", _FIRST_SIZE_WORD + c, 0, 32) for c in range(MAX_CORES)]),
-    doc="header of a v8 coefficient buffer; stream_bits_c is core c's stream length in bits before padding")
-#: Header fields selecting features Mesa never uses (zero-run mode, 16-bit or float kernels, an average
-#: bias subtracted from every value): their semantics are unverified, so only 0 is modelled.
-_UNMODELLED_HEADER = ("precode", "bit16", "fp16", "run_length_size", "avg_bias")
-
-#: Bits of the symbol map per symbol, and the symbols / bit lengths it relates.
-_MAP_NIBBLE = 4
-SYMBOLS = 8
-#: Magnitude bit lengths a byte can have (0..7: a byte >= 128 is coded by the one's complement).
-BIT_LENGTHS = 8
-
-
-@dataclass(frozen=True)
-class Code:
-    """One code-book entry: its fixed 3-bit part, its optional 2-bit part, and where a free bit sits.
-
-    Numeric values, LSB first as written.  A free bit (bit 2 of part0, or bit 1
-    of part1) carries the payload's lowest bit, which the payload then omits.
-    """
-
-    part0: int
-    part1: int | None = None
-    free: str = ""           # "part0", "part1" or "" (no free bit)
-
-    @property
-    def extra_bits(self) -> int:
-        """Bits the code adds to the payload's own width."""
-        return 3 + (2 if self.part1 is not None else 0) - (1 if self.free else 0)
-
-
-#: The v8 code book (vipnano-nn.md 4.2), symbol 0 first: in MSB-first notation 00_, 10_, 111, 110, 011,
-#: 010 1_, 010 01, 010 00.  Part0 2 announces a part1.
-CODE_BOOK = (Code(0, free="part0"), Code(1, free="part0"), Code(7), Code(3), Code(6),
-             Code(2, 1, "part1"), Code(2, 2), Code(2, 0))
-ESCAPE = 2
-_PART0_BITS, _PART1_BITS = 3, 2
-_FREE_PART0, _FREE_PART1 = 1 << 2, 1 << 1
-#: Fixed 3-bit parts of the pair read per step (two codes).
-STEP_HEAD_BITS = 2 * _PART0_BITS
-#: Most bits one step can take: two part0, two part1, two 8-bit payloads.
-_MAX_STEP_BITS = STEP_HEAD_BITS + 2 * _PART1_BITS + 2 * BIT_LENGTHS
-
+from ..hw.descriptors import kernel_z
+from ..hw.coef_v8 import (BIAS_BYTES, BIT_LENGTHS, BLOCK, CODE_BOOK, ESCAPE, FORMAT_VERSION, HEADER, HEADER_BYTES,
+                          MAX_CORES, MAX_STEP_BITS, PART0_BITS, PART1_BITS, FREE_PART0, FREE_PART1, MAP_NIBBLE,
+                          STEP_HEAD_BITS, STREAM_PAD_BYTES, SYMBOLS, UNMODELLED_HEADER, Code)
+from ..hw.target import Target
 
 def _symbol_of_parts() -> tuple[list[int], list[int]]:
     """symbol by part0 (for non-escape codes) and by part1 (escapes), from the code book."""
     by_part0, by_part1 = [-1] * 8, [-1] * 4
     for sym, code in enumerate(CODE_BOOK):
         if code.part1 is None:
-            for free in ((0, _FREE_PART0) if code.free == "part0" else (0,)):
+            for free in ((0, FREE_PART0) if code.free == "part0" else (0,)):
                 by_part0[code.part0 | free] = sym
         else:
-            for free in ((0, _FREE_PART1) if code.free == "part1" else (0,)):
+            for free in ((0, FREE_PART1) if code.free == "part1" else (0,)):
                 by_part1[code.part1 | free] = sym
     assert -1 not in by_part0[:ESCAPE] + by_part0[ESCAPE + 1:] and -1 not in by_part1
     return by_part0, by_part1
@@ -293,12 +233,12 @@ def _magnitudes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def parse_symbol_map(word: int) -> tuple[int, ...] | None:
     """Bit length per symbol from the header word, or None unless it assigns each of 0..7 once."""
-    lengths = tuple((word >> (_MAP_NIBBLE * s)) & ((1 << _MAP_NIBBLE) - 1) for s in range(SYMBOLS))
+    lengths = tuple((word >> (MAP_NIBBLE * s)) & ((1 << MAP_NIBBLE) - 1) for s in range(SYMBOLS))
     return lengths if sorted(lengths) == list(range(BIT_LENGTHS)) else None
 
 
 def pack_symbol_map(lengths: tuple[int, ...]) -> int:
-    return sum(n << (_MAP_NIBBLE * s) for s, n in enumerate(lengths))
+    return sum(n << (MAP_NIBBLE * s) for s, n in enumerate(lengths))
 
 
 @dataclass(frozen=True)
@@ -322,10 +262,10 @@ def _byte_codes(lengths: tuple[int, ...]) -> _ByteCodes:
     for b in range(256):
         code = CODE_BOOK[symbol_of_length[int(n[b])]]
         p, lsb = int(payload[b]), int(payload[b]) & 1
-        out["part0"][b] = code.part0 | (_FREE_PART0 * lsb if code.free == "part0" else 0)
+        out["part0"][b] = code.part0 | (FREE_PART0 * lsb if code.free == "part0" else 0)
         if code.part1 is not None:
-            out["part1"][b] = code.part1 | (_FREE_PART1 * lsb if code.free == "part1" else 0)
-            out["part1_bits"][b] = _PART1_BITS
+            out["part1"][b] = code.part1 | (FREE_PART1 * lsb if code.free == "part1" else 0)
+            out["part1_bits"][b] = PART1_BITS
         out["part2"][b] = p >> 1 if code.free else p
         out["part2_bits"][b] = width[b] - (1 if code.free else 0)
     return _ByteCodes(**out)
@@ -376,9 +316,9 @@ def _stream_fields(coded: np.ndarray, codes: _ByteCodes, odd: bool) -> tuple[np.
     val = np.zeros((steps, 6), np.int64)
     bits = np.zeros((steps, 6), np.int64)
     b = coded.reshape(pairs, 2).astype(np.int64)
-    val[:pairs, 0:2], bits[:pairs, 0:2] = codes.part0[b], _PART0_BITS
+    val[:pairs, 0:2], bits[:pairs, 0:2] = codes.part0[b], PART0_BITS
     # Mesa's dummies: part0 4 when the original byte count was odd, else 0 (no part1, no payload).
-    val[pairs:, 0:2], bits[pairs:, 0:2] = (_FREE_PART0 if odd else 0), _PART0_BITS
+    val[pairs:, 0:2], bits[pairs:, 0:2] = (FREE_PART0 if odd else 0), PART0_BITS
     val[1:pairs + 1, 2:4], bits[1:pairs + 1, 2:4] = codes.part1[b], codes.part1_bits[b]
     val[2:pairs + 2, 4:6], bits[2:pairs + 2, 4:6] = codes.part2[b], codes.part2_bits[b]
     return val.ravel(), bits.ravel()
@@ -567,10 +507,10 @@ def _scan_tables(lengths: tuple[int, ...]) -> _ScanTables:
     part2_bits = [0] * ((SENTINEL + 1) << 4)
     for a in range(SENTINEL):
         first, second = a & 7, a >> 3
-        part1_bits[a] = _PART1_BITS * ((first == ESCAPE) + (second == ESCAPE))
+        part1_bits[a] = PART1_BITS * ((first == ESCAPE) + (second == ESCAPE))
         for b in range(1 << 4):
             p1_first = b & 3 if first == ESCAPE else 0
-            p1_second = (b >> (_PART1_BITS if first == ESCAPE else 0)) & 3 if second == ESCAPE else 0
+            p1_second = (b >> (PART1_BITS if first == ESCAPE else 0)) & 3 if second == ESCAPE else 0
             total = 0
             for p0, p1 in ((first, p1_first), (second, p1_second)):
                 i = p0 << 2 | p1
@@ -622,7 +562,7 @@ def _decode_core(words: np.ndarray, windows: list[int], start: int, limit: int, 
     first, second = heads[:pairs] & 7, heads[:pairs] >> 3
     esc_first = first == ESCAPE
     p1_first = np.where(esc_first, part1 & 3, 0)
-    p1_second = np.where(second == ESCAPE, (part1 >> np.where(esc_first, _PART1_BITS, 0)) & 3, 0)
+    p1_second = np.where(second == ESCAPE, (part1 >> np.where(esc_first, PART1_BITS, 0)) & 3, 0)
     part1_len = np.array(t.part1_bits, np.int64)[heads[1:pairs + 1]]
     payload_at = s[2:pairs + 2] + STEP_HEAD_BITS + part1_len             # payloads of pair j: step j + 2
     out = np.empty((pairs, 2), np.int64)
@@ -644,7 +584,7 @@ def _decode(data: np.ndarray, geo: KernelGeometryV8, target: Target, job: str) -
     if header["version"] != FORMAT_VERSION:
         raise SimError(f"{job}: coefficient format version {header['version']} is not modelled (only "
                        f"{FORMAT_VERSION})")
-    for name in _UNMODELLED_HEADER:
+    for name in UNMODELLED_HEADER:
         if header[name]:
             raise SimError(f"{job}: coefficient header {name}={header[name]} is not modelled (only 0)")
     lengths = parse_symbol_map(header["symbol_map"])
@@ -662,7 +602,7 @@ def _decode(data: np.ndarray, geo: KernelGeometryV8, target: Target, job: str) -
     padded = [-(-core_bits[c] // (8 * STREAM_PAD_BYTES)) * STREAM_PAD_BYTES for c in range(cores)]
     streams_end = HEADER_BYTES + sum(padded)
     # Room for the scan to run past a malformed stream's end without leaving the array (checked after).
-    slack = (_MAX_STEP_BITS * (max(i.size for i in plan.value_index) // 2 + 4)) // 32 + 2
+    slack = (MAX_STEP_BITS * (max(i.size for i in plan.value_index) // 2 + 4)) // 32 + 2
     words = np.concatenate((data[:streams_end].view("<u4"), np.zeros(slack, np.uint32)))
     windows = (words[:-1].astype(np.uint64) | (words[1:].astype(np.uint64) << np.uint64(32))).tolist()
     flat = np.zeros(geo.out_channels * geo.kernel_values, np.uint8)

@@ -19,11 +19,11 @@ from .. import __version__, vipbin
 from ..errors import UnsupportedError
 from ..ir import Tensor
 from ..passes.memory import TENSOR_ALIGN, MemoryPlan, constant_pool, tensor_offset
-from ..runtime.device import BO_READ, BO_WRITE, STREAM_MAX_BYTES
+from ..hw.kernel_abi import BO_READ, BO_WRITE, STREAM_MAX_BYTES
 from .cmdstream import StreamBuilder
-from .descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
+from ..hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
 from .jobs import NHWC, HostCall, NNJob, Program, Ref, TPJob
-from .target import Target
+from ..hw.target import Target
 
 ARENA, DESCRIPTORS, COEFFICIENTS, LUTS, CONSTANTS = range(5)
 #: Descriptors are placed on 64-byte boundaries: the low 6 bits of an INST_ADDR

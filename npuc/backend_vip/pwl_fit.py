@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import fp21
-from .descriptors import TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES
+from ..hw import fp21
+from ..hw.descriptors import TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES
 
 #: Distance kept from every rounding boundary (output units).
 MARGIN = 1 / 32

@@ -29,13 +29,13 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Tensor
-from . import fp21
-from .descriptors import (TP_DESCRIPTOR, TP_MAX_Z_OVERFETCH, TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES,
+from ..hw import fp21
+from ..hw.descriptors import (TP_DESCRIPTOR, TP_MAX_Z_OVERFETCH, TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES,
                           TP_PWL_TILE_X, TP_PWL_TILE_Y)
-from .fields import LayoutError
+from ..hw.fields import LayoutError
 from .jobs import NHWC, PLANAR, Program, Ref, TPCore, TPJob
 from .pwl_fit import PwlTable
-from .target import Target
+from ..hw.target import Target
 
 #: The space-to-depth block: reshuffles serve stride-2 convolutions only (Mesa's weight reshape asserts it).
 STRIDE = 2

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip.descriptors import NN_DESCRIPTOR
+from ..hw.descriptors import NN_DESCRIPTOR
 from ..backend_vip.jobs import NHWC, PLANAR, NNJob, Program, Ref
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Graph, Op
 from . import requant
 from .nn_job import ConvJob, build_nn_job

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip.jobs import PLANAR, Program, Ref
-from ..backend_vip.target import ADD_CHANNEL_PAIRS, ADD_TWO_PLANES, Target
+from ..hw.target import ADD_CHANNEL_PAIRS, ADD_TWO_PLANES, Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from . import requant

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip.jobs import NHWC, PLANAR, Program, Ref
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Op
 
 

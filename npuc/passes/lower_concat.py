@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..backend_vip import tp_jobs
 from ..backend_vip.jobs import PLANAR, Program, Ref
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Op
 from .elementwise import FLOAT_WEIGHT, requantizing_copy
 from .lower_quantize import same_npu_bytes

@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..backend_vip.jobs import NNJob, Program, Ref
-from ..backend_vip.perf import Cost
-from ..backend_vip.target import Target
+from ..hw.perf import Cost
+from ..hw.target import Target
 from ..ir import Op
 from . import stride2
 from .conv_params import ConvGeometry, planar_operands, uses_relu, weighted_layer

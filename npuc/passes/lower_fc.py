@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip.jobs import NHWC, PLANAR, Program, Ref
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Op
 from .conv_params import uses_relu, weighted_layer
 from .nn_job import ConvJob, build_nn_job

@@ -18,7 +18,7 @@ import numpy as np
 from ..backend_vip import tp_jobs
 from ..backend_vip.jobs import INT8_OFFSET, Program, shifted_on_npu
 from ..backend_vip.pwl_fit import BYTE_VALUES, PwlTable, fit
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
 from ..host import fold

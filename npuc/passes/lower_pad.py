@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip import tp_jobs
-from ..backend_vip.descriptors import TP_MAX_Z_OVERFETCH
+from ..hw.descriptors import TP_MAX_Z_OVERFETCH
 from ..backend_vip.jobs import NHWC, PLANAR, Program
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Graph, Op
 
 #: TFLite's paddings tensor: [rank][before, after].

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip.jobs import NHWC, PLANAR, Program, Ref
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Graph, Op
 from . import requant
 from .conv_params import uses_relu

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip.jobs import Program, Ref
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Op, Tensor
 from . import requant
 from .elementwise import npu_layout, requantizing_copy

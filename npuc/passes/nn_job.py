@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend_vip import coeffs
-from ..backend_vip.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
-from ..backend_vip.fields import LayoutError
+from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
+from ..hw.fields import LayoutError
 from ..backend_vip.jobs import NNJob, Ref
-from ..backend_vip.perf import Cost, estimate_nn_job
-from ..backend_vip.target import Target
+from ..hw.perf import Cost, estimate_nn_job
+from ..hw.target import Target
 from ..errors import LimitError
 from .requant import PostScale, bias_words
 from .tiling import plan_tiling, sram_fields

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend_vip import coeffs
-from ..backend_vip.descriptors import NN_DESCRIPTOR
+from ..hw.descriptors import NN_DESCRIPTOR
 from ..backend_vip.jobs import NPU_ELEMENT_TYPES
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Graph, Op, Tensor
 from . import elementwise, lower_add, lower_lut, lower_pad, requant, stride2
 from .conv_params import U8_MAX, ConvGeometry, activation_refusal, weighted_layer

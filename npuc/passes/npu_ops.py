@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..backend_vip.jobs import Program
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Graph, Op
 from . import npu_checks as k
 from .lower_add import lower_add

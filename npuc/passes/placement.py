@@ -12,7 +12,7 @@ an NPU operator meets a host operator or the graph's edge (``Program.operand``).
 from __future__ import annotations
 
 from ..backend_vip.jobs import TFLITE, HostCall, Program, TPJob
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..errors import LimitError, UnsupportedError
 from ..ir import Graph, Op
 from ..host import CONTROL_FLOW, fold

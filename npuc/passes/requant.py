@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip.descriptors import NN_DESCRIPTOR
+from ..hw.descriptors import NN_DESCRIPTOR
 from ..backend_vip.jobs import INT8_OFFSET, npu_bytes, npu_quant, shifted_on_npu
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..errors import LimitError
 from ..ir import Tensor
 

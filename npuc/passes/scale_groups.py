@@ -31,7 +31,7 @@ import numpy as np
 
 from ..backend_vip import coeffs
 from ..backend_vip.jobs import INT8_OFFSET, npu_bytes
-from ..backend_vip.target import Target
+from ..hw.target import Target
 from ..ir import Tensor
 from ..host.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from . import requant

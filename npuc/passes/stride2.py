@@ -11,7 +11,7 @@ NN cores only convolve at stride 1.  A stride-2 convolution is either
   VALID convolution over the reshuffled image gives the result (one more TP
   job and its DRAM traffic, but a quarter of the MACs of pooling).
 
-Lowerings estimate both (:mod:`npuc.backend_vip.perf`) and keep the cheaper.
+Lowerings estimate both (:mod:`npuc.hw.perf`) and keep the cheaper.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 
 from ..backend_vip import tp_jobs
 from ..backend_vip.jobs import PLANAR, Program
-from ..backend_vip.perf import Cost, estimate_tp_moves
-from ..backend_vip.target import Target
+from ..hw.perf import Cost, estimate_tp_moves
+from ..hw.target import Target
 from .conv_params import ConvGeometry
 
 #: Space-to-depth factor of the reshuffle (stride 2 only).

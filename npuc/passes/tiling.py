@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backend_vip.descriptors import (NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_DESCRIPTOR,
+from ..hw.descriptors import (NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_DESCRIPTOR,
                                        NN_PARTIAL_CACHE_PATTERNS)
-from ..backend_vip.target import TILING_V7, TILING_V8, Target
+from ..hw.target import TILING_V7, TILING_V8, Target
 
 #: Mesa caps kernels per core per superblock at 127 (the 7-bit descriptor field) and, on v7 for
 #: 1x1 kernels, at a third of the accumulation buffer (vipnano-nn.md 5.1); on v8 at 6/9 of it for

@@ -2,7 +2,7 @@
 
 The C runtime talks to the kernel without kernel or libdrm headers, so every
 structure it passes to ``ioctl`` is declared here as a
-:class:`~npuc.backend_vip.fields.Layout` over native 32-bit words (64-bit
+:class:`~npuc.hw.fields.Layout` over native 32-bit words (64-bit
 members as a low/high word pair, which is what they are on the little-endian
 LP64 machines the NPU lives on), and every ioctl number is computed from its
 structure's size with Linux's ``_IOC`` encoding rather than copied.  The
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backend_vip.fields import Layout, fields_from_rows
-from .device import BO_READ, BO_WRITE, VA_END, Device
+from ..hw.fields import Layout, fields_from_rows
+from ..hw.kernel_abi import BO_READ, BO_WRITE, VA_END, Device
 
 # -- ioctl number encoding (Linux asm-generic/ioctl.h) --------------------------------
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import vipbin
-from ..backend_vip.target import same_core
+from ..hw.target import same_core
 from ..errors import BlobError, InputError, UnsupportedError
-from .device import Device, DeviceBuffer, SubmitBo
+from ..hw.kernel_abi import Device, DeviceBuffer, SubmitBo
 from ..host import HOST_OPS
 
 

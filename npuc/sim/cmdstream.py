@@ -24,8 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..backend_vip import registers as R
-from ..backend_vip.target import Target
+from ..hw import registers as R
+from ..hw.target import Target
 from ..errors import SimError
 from .memory import Memory
 from .nn import run_nn_job

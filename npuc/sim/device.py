@@ -14,9 +14,9 @@ from __future__ import annotations
 import bisect
 from typing import Sequence
 
-from ..backend_vip.target import VIPNANO_QI, NpuIdentity, Target, target_for_identity
+from ..hw.target import VIPNANO_QI, NpuIdentity, Target, target_for_identity
 from ..errors import SimError, UnsupportedError
-from ..runtime.device import (BO_READ, BO_WRITE, SOFTPIN_START_ADDRESS, STREAM_ALIGN, STREAM_MAX_BYTES, VA_END,
+from ..hw.kernel_abi import (BO_READ, BO_WRITE, SOFTPIN_START_ADDRESS, STREAM_ALIGN, STREAM_MAX_BYTES, VA_END,
                               Device, DeviceBuffer, SubmitBo)
 from .cmdstream import CommandProcessor, StreamTrace
 from .memory import Memory

@@ -46,8 +46,8 @@ import numpy as np
 
 from ..backend_vip import coeffs
 from ..backend_vip.coeffs_v7 import KernelGeometry
-from ..backend_vip.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
-from ..backend_vip.target import Target
+from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
+from ..hw.target import Target
 from ..errors import SimError
 from .memory import Memory
 

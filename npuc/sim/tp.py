@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip import fp21
-from ..backend_vip.descriptors import TP_DESCRIPTOR, TP_OUT_LOOPS, TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES
-from ..backend_vip.target import Target
+from ..hw import fp21
+from ..hw.descriptors import TP_DESCRIPTOR, TP_OUT_LOOPS, TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES
+from ..hw.target import Target
 from ..errors import SimError
 from .memory import Memory
 

@@ -24,9 +24,9 @@ import traceback
 
 import numpy as np
 
-from npuc.backend_vip.target import VIPNANO_QI, NpuIdentity, Target, target_for_identity
+from npuc.hw.target import VIPNANO_QI, NpuIdentity, Target, target_for_identity
 from npuc.errors import NpucError
-from npuc.runtime.device import DeviceBuffer, SubmitBo
+from npuc.hw.kernel_abi import DeviceBuffer, SubmitBo
 from npuc.sim.device import SimDevice
 
 OP_NEW = 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from .coef_v7 import PATCH_COLUMNS, PATCH_ROWS, POINTWISE_Z_BLOCK
 
 
 #: Coefficient buffer formats (``Target.coef_format``): npuc/backend_vip/coeffs_v7.py and coeffs_v8.py.
@@ -104,12 +105,12 @@ class Target:
     # depthwise inputs 3..7 wide (reason unknown, so npuc avoids them for every v7 convolution).
     no_pooling_widths: tuple[int, ...] = tuple(range(3, 8))
     other_customer_ids: tuple[int, ...] = ()   # further hwdb rows with the same numbers
-    # Performance model (npuc/backend_vip/perf.py, npuc/latency.py, docs/performance-model.md).
+    # Performance model (npuc/hw/perf.py, npuc/latency.py, docs/performance-model.md).
     # ESTIMATES, not measurements.  "fitted": chosen so that Mesa's golden jobs give Mesa's
     # measured latencies (vipnano-nn.md 8.4); every other value is fixed from the docs or assumed.
-    perf_dp_rows: int = 2                       # XYDP6 (hwdb): a MAD multiplies a 2x3 patch of a kernel
-    perf_dp_columns: int = 3                    # slice per cycle (the v7 coefficient order's patches)
-    perf_dp_channels: int = 6                   # 1x1 kernels: 6 input channels per cycle (pointwise-6 order)
+    perf_dp_rows: int = PATCH_ROWS              # XYDP6 (hwdb): a MAD multiplies a 2x3 patch of a kernel
+    perf_dp_columns: int = PATCH_COLUMNS        # slice per cycle (the v7 coefficient order's patches)
+    perf_dp_channels: int = POINTWISE_Z_BLOCK   # 1x1 kernels: 6 input channels per cycle (pointwise-6 order)
     perf_dram_bytes_per_cycle: float = 16.0     # fitted (within the documented 8-16): DRAM bytes per NPU cycle
     perf_nn_job_cycles: int = 800               # assumed: per NN job (descriptor fetch, pipeline fill, drain)
     perf_tp_bytes_per_core_cycle: float = 1.0   # assumed: TP element moves per core and cycle

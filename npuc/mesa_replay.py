@@ -1,8 +1,8 @@
 """Replay Mesa's golden submits on the simulator and classify an image, as Mesa on the NPU would.
 
-``python -m npuc.sim.replay_mesa GOLDEN_DIR MODEL.tflite IMAGE [--labels FILE] [-n 5]``
+``python -m npuc.mesa_replay GOLDEN_DIR MODEL.tflite IMAGE [--labels FILE] [-n 5]``
 
-The golden directory (``npuc.sim.golden``) holds exactly what Mesa handed the
+The golden directory (``npuc.golden``) holds exactly what Mesa handed the
 kernel; this tool creates the same buffers at the same addresses on a
 :class:`SimDevice`, fills descriptor and coefficient buffers with the kept
 bytes, writes the input where Mesa's first job reads it and replays every submit
@@ -29,15 +29,15 @@ from typing import Sequence, TextIO
 
 import numpy as np
 
-from ..backend_vip.target import TARGETS, VIPNANO_QI, Target, get_target
-from ..errors import InputError, NpucError
-from ..frontend_tflite import load_tflite
-from ..ir import Graph, Op, Tensor
-from ..host import fold
-from ..runtime.device import DeviceBuffer, SubmitBo
-from ..host.graph_exec import bind_inputs, run_op_on_host
-from ..runtime.image import load_image_input
-from .device import SimDevice
+from .hw.target import TARGETS, VIPNANO_QI, Target, get_target
+from .errors import InputError, NpucError
+from .frontend_tflite import load_tflite
+from .ir import Graph, Op, Tensor
+from .host import fold
+from .hw.kernel_abi import DeviceBuffer, SubmitBo
+from .host.graph_exec import bind_inputs, run_op_on_host
+from .runtime.image import load_image_input
+from .sim.device import SimDevice
 from .golden import GoldenDir, GoldenOp, GoldenSubmit, load_golden
 
 NHWC = "NHWC"
@@ -306,7 +306,7 @@ def _read_labels(path: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m npuc.sim.replay_mesa", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m npuc.mesa_replay", description=__doc__.splitlines()[0])
     parser.add_argument("golden", help="golden directory (submit_NNN/, jobs.json, tflite_ops.json)")
     parser.add_argument("model", help="the .tflite model the golden directory was recorded for")
     parser.add_argument("image", help="input image (BMP, PNG, JPEG ...)")

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .descriptors import NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_POOLING_FIRST_PIXEL, kernel_z
-from .jobs import TPJob
 from .target import Target
 
 #: With first-pixel pooling the job keeps one pixel of every 2x2 block of its output.
@@ -162,11 +161,6 @@ def tp_moves(desc: Mapping[str, int]) -> int:
 def estimate_tp_descriptors(descs: Sequence[Mapping[str, int]], target: Target) -> Cost:
     """Cycles and DRAM bytes of a TP job given its per-core descriptors."""
     return estimate_tp_moves([tp_moves(d) for d in descs], target)
-
-
-def estimate_tp_job(job: TPJob, target: Target) -> Cost:
-    """Cycles and DRAM bytes of a TP job (all its cores)."""
-    return estimate_tp_descriptors([core.desc for core in job.cores], target)
 
 
 def estimate_tp_moves(moves: list[int], target: Target) -> Cost:

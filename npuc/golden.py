@@ -5,7 +5,7 @@ kernel for one model: every submit (its command stream and buffer list with
 their pinned addresses, and the bytes of descriptor and coefficient buffers),
 the NPU operations Mesa emitted (jobs.json) and the model's TFLite operators
 (tflite_ops.json).  This module only reads and checks that record; replaying it
-is :mod:`npuc.sim.replay_mesa`'s job.  Anything missing or inconsistent is an
+is :mod:`npuc.mesa_replay`'s job.  Anything missing or inconsistent is an
 :class:`InputError` naming the file.
 """
 
@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True)

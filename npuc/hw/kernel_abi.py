@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..backend_vip.target import NpuIdentity
+from .target import NpuIdentity
 
 #: Submit buffer flags, as in the etnaviv UAPI (drm_etnaviv_gem_submit_bo.flags).
 BO_READ = 1
