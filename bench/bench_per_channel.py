@@ -23,15 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import oracle  # noqa: E402
-from lowering_harness import verify_op  # noqa: E402
+from lowering_harness import encoded_program, verify_op  # noqa: E402
 from npuc import vipbin  # noqa: E402
-from npuc.backend_vip.jobs import NNJob, TPJob  # noqa: E402
-from npuc.hw.perf import Cost, estimate_nn_job, estimate_tp_descriptors  # noqa: E402
+from npuc.passes.npu_program import TPJob  # noqa: E402
+from npuc.backend_vip.jobs import NNJob
+from npuc.hw.perf import Cost, estimate_nn_descriptor, estimate_tp_descriptors  # noqa: E402
 from npuc.hw.target import VIPNANO_QI  # noqa: E402
 from npuc.driver import compile_model  # noqa: E402
 from npuc.frontend_tflite import load_tflite  # noqa: E402
 from npuc.passes import scale_groups  # noqa: E402
-from npuc.passes.placement import lower_graph  # noqa: E402
 from npuc.runtime.image import load_image_input  # noqa: E402
 from npuc.runtime.runtime import Runtime  # noqa: E402
 from npuc.sim.device import SimDevice  # noqa: E402
@@ -55,7 +55,7 @@ def cost_of(program) -> Cost:
     total = Cost()
     for s in program.steps:
         if isinstance(s, NNJob):
-            total += estimate_nn_job(s.desc, s.coefficients.total_bytes, VIPNANO_QI)
+            total += estimate_nn_descriptor(s.desc, s.coefficients.total_bytes, VIPNANO_QI)
         elif isinstance(s, TPJob):
             total += estimate_tp_descriptors([c.desc for c in s.cores], VIPNANO_QI)
     return total
@@ -93,7 +93,7 @@ def main() -> None:
         scale_groups.POLICY = policy
         start = time.perf_counter()
         g = load_tflite(path)
-        program = lower_graph(g, g.topological_order(), VIPNANO_QI)
+        program = encoded_program(g, VIPNANO_QI)
         cost = cost_of(program)
         total, exact, worst, steps, rows = 0, 0.0, 100.0, 0, []
         for op in g.ops:

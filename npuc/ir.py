@@ -8,7 +8,7 @@ results are compared against, and it knows nothing about the NPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -141,6 +141,14 @@ class Graph:
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
+
+    def copy(self) -> "Graph":
+        """A graph whose tensor list and tensor records are its own (data arrays and operators shared).
+
+        Lowering adds tensors and renames some; working on a copy leaves the
+        frontend's graph as it was, so that lowering can run again on it.
+        """
+        return replace(self, tensors=[replace(t) for t in self.tensors])
 
     def producers(self) -> dict[int, Op]:
         """Map from tensor index to the op that writes it."""

@@ -21,7 +21,7 @@ import numpy as np
 from . import vipbin
 from .backend_vip.coeffs import buffer_size
 from .hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from .hw.perf import Cost, estimate_nn_job, estimate_tp_descriptors, seconds
+from .hw.perf import Cost, estimate_nn_descriptor, estimate_tp_descriptors, seconds
 from .hw.perf_host import host_seconds
 from .host import HOST_OPS
 from .hw.target import Target
@@ -85,7 +85,7 @@ def estimate_entry(decoded: DecodedBlob, entry: Entry) -> StepEstimate:
     """The estimate of one decoded job or host step."""
     target = decoded.target
     if entry.kind == NN:
-        return _npu(NN, estimate_nn_job(entry.descs[0], entry.coefficient_bytes, target), target)
+        return _npu(NN, estimate_nn_descriptor(entry.descs[0], entry.coefficient_bytes, target), target)
     if entry.kind == TP:
         return _npu(TP, estimate_tp_descriptors(entry.descs, target), target)
     step = decoded.blob.steps[entry.step]
@@ -130,7 +130,7 @@ def golden_costs(golden: GoldenDir, target: Target) -> list[StepEstimate]:
                     size = buffer_size(_bo_bytes(golden, op.submit, coef_at, what), desc, target, what)
                 except SimError as e:
                     raise InputError(str(e)) from None
-                out.append(_npu(NN, estimate_nn_job(desc, size, target), target))
+                out.append(_npu(NN, estimate_nn_descriptor(desc, size, target), target))
         else:
             descs = [TP_DESCRIPTOR.unpack(_bo_bytes(golden, op.submit, j.descriptor, what)) for j in op.jobs]
             out.append(_npu(TP, estimate_tp_descriptors(descs, target), target))

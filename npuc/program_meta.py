@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .hw.descriptors import kernel_z
-from .backend_vip.jobs import NNJob, Program, Step, TPJob, step_reads, step_writes
+from .backend_vip.jobs import EncodedJob, NNJob, TPJob, job_reads, job_writes
+from .passes.npu_program import Program
 from .errors import BlobError
 
 PROGRAM_KEY = "npuc.program"
@@ -76,14 +77,14 @@ def display_name(name: str) -> str:
     return name.split(";", 1)[0]
 
 
-def _kind(step: Step) -> str:
+def _kind(step: EncodedJob) -> str:
     return NN if isinstance(step, NNJob) else TP if isinstance(step, TPJob) else HOST
 
 
-def job_reads(program: Program, step: Step) -> list[int]:
-    """Tensors a step reads; an NN job whose planes run past its input tensor reads on into the
+def job_reads_through(program: Program, step: EncodedJob) -> list[int]:
+    """Tensors a job reads; an NN job whose planes run past its input tensor reads on into the
     tensors stored right after it (the second input of an ADD, stored back to back)."""
-    reads = list(step_reads(step))
+    reads = job_reads(step)
     if not isinstance(step, NNJob):
         return reads
     d = step.desc
@@ -99,8 +100,9 @@ def job_reads(program: Program, step: Step) -> list[int]:
     return reads
 
 
-def encode(program: Program) -> str:
-    """The META value describing ``program`` (deterministic JSON; tensor names and notes are listed once)."""
+def encode(program: Program, jobs: list[EncodedJob]) -> str:
+    """The META value describing ``program`` and its encoded ``jobs`` (deterministic JSON; tensor names and
+    notes are listed once)."""
     g = program.graph
     strings: dict[str, int] = {}
 
@@ -114,8 +116,8 @@ def encode(program: Program) -> str:
     for op in g.ops:
         unit, reason = program.units.get(op.index, (HOST, ""))
         ops.append([op.index, op.opcode, name(op.outputs[0]) if op.outputs else -1, unit, reason])
-    steps = [[s.op, _kind(s), s.name, text(getattr(s, "note", "")), [name(t) for t in job_reads(program, s)],
-              [name(t) for t in step_writes(s)]] for s in program.steps]
+    steps = [[s.op, _kind(s), s.name, text(getattr(s, "note", "")), [name(t) for t in job_reads_through(program, s)],
+              [name(t) for t in job_writes(s)]] for s in jobs]
     holds: dict[int, int] = {}
     for original, versions in sorted(program.versions.items()):
         for t in versions.values():

@@ -62,10 +62,9 @@ FRONTEND_MODELS = ("split_concat", "keras_lstm_mnist_ptq", "mobilenet_v1_0.25_12
 
 def fuzz_frontend(rng: np.random.Generator, k: int, state: dict) -> str:
     from npuc.backend_vip.emit import emit_blob
-    from npuc.hw.target import VIPNANO_QI
+    from npuc.driver import compile_graph
     from npuc.frontend_tflite import parse_tflite
-    from npuc.passes.memory import plan_memory
-    from npuc.passes.placement import graph_outputs, lower_graph
+    from npuc.hw.target import VIPNANO_QI
 
     if "models" not in state:
         state["models"] = [oracle.model_path(m).read_bytes() for m in FRONTEND_MODELS]
@@ -73,10 +72,8 @@ def fuzz_frontend(rng: np.random.Generator, k: int, state: dict) -> str:
     graph = parse_tflite(data, f"fuzz{k}.tflite")
     if len(data) > 100_000 and k % 10:
         return "loaded"  # compile one in ten of the big model's survivors (time)
-    program = lower_graph(graph, graph.topological_order(), VIPNANO_QI)
-    outputs = graph_outputs(program)
-    plan = plan_memory(program, graph.inputs, outputs)
-    emit_blob(program, plan, VIPNANO_QI, graph.inputs, outputs, data, {})
+    c = compile_graph(graph, VIPNANO_QI)
+    emit_blob(c.schedule, c.jobs, VIPNANO_QI, graph.inputs, c.outputs, data, {})
     return "compiled"
 
 

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from npuc.hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from npuc.backend_vip.jobs import (INT8_OFFSET, PLANAR, NNJob, Program, Ref, Step, TPJob, npu_bytes, step_reads,
-                                  step_writes)
+from npuc.passes.npu_program import INT8_OFFSET, PLANAR, Program, Ref, npu_bytes
+from npuc.backend_vip.jobs import NNJob, TPJob, EncodedJob, job_reads, job_writes
+from npuc.driver import compile_graph
 from npuc.hw.target import Target
+from npuc.ir import Graph
 from npuc.sim import nn, tp
 from npuc.sim.memory import Memory
 
@@ -34,6 +36,18 @@ from npuc.sim.memory import Memory
 TENSORS = 0x1000_0000
 CODE = 0x4000_0000
 PAGE = 4096
+
+
+
+def encoded_program(graph: Graph, target: Target, exact: bool = False) -> Program:
+    """The program the driver compiles ``graph`` to, its steps the encoded jobs (NNJob, TPJob, HostCall) in order.
+
+    The tests read descriptors and coefficients of each operator's jobs there;
+    its graph is the lowered copy (with the tensors lowering and scheduling added).
+    """
+    c = compile_graph(graph, target, exact=exact)
+    c.program.steps = c.jobs
+    return c.program
 
 
 def _pages(n: int) -> int:
@@ -55,7 +69,7 @@ def from_layout(data: np.ndarray, shape: tuple[int, ...], layout: str) -> np.nda
     return data.reshape(shape)
 
 
-def op_steps(program: Program, op: int) -> list[Step]:
+def op_steps(program: Program, op: int) -> list[EncodedJob]:
     """The NPU steps lowering added for operator ``op`` (its layout conversions included)."""
     return [s for s in program.steps if isinstance(s, (NNJob, TPJob)) and s.op == op]
 
@@ -78,7 +92,7 @@ def model_tensor(program: Program) -> dict[int, int]:
     return out
 
 
-def _refs(step: Step) -> list[Ref]:
+def _refs(step: EncodedJob) -> list[Ref]:
     if isinstance(step, NNJob):
         return [step.input, step.output]
     return [r for core in step.cores for r in (core.input, core.output)]
@@ -94,7 +108,7 @@ class Layout:
     next_tensor: int = TENSORS
     next_code: int = CODE
 
-    def place(self, steps: list[Step]) -> None:
+    def place(self, steps: list[EncodedJob]) -> None:
         roots = {self.program.root(r).tensor for s in steps for r in _refs(s)}
         for root in sorted(roots):
             if root in self.base:
@@ -143,14 +157,14 @@ def read_tensor(lay: Layout, t: int, dtype: str | None = None) -> np.ndarray:
     return from_layout(data, tensor.shape, layout)
 
 
-def written_version(program: Program, steps: list[Step], t: int) -> int:
+def written_version(program: Program, steps: list[EncodedJob], t: int) -> int:
     """The version of model tensor ``t`` that ``steps`` write (or view)."""
-    roots = {program.root(Ref(w)).tensor for s in steps for w in step_writes(s)}
+    roots = {program.root(Ref(w)).tensor for s in steps for w in job_writes(s)}
     versions = program.versions.get(t, {t: t}).values()
     return next(v for v in versions if program.root(Ref(v)).tensor in roots)
 
 
-def run_steps(lay: Layout, steps: list[Step], target: Target, nn_overrides: dict[str, int] | None = None,
+def run_steps(lay: Layout, steps: list[EncodedJob], target: Target, nn_overrides: dict[str, int] | None = None,
               coefficients: dict[int, bytes] | None = None) -> None:
     """Pack and run ``steps`` in order; ``nn_overrides`` replaces NN descriptor fields (for experiments).
 
@@ -177,10 +191,10 @@ def run_steps(lay: Layout, steps: list[Step], target: Target, nn_overrides: dict
                               f"{step.name} core {i}")
 
 
-def _read_roots(program: Program, step: Step) -> list[int]:
+def _read_roots(program: Program, step: EncodedJob) -> list[int]:
     """The stored tensors a step reads; an NN job whose planes run past its input tensor reads on into
     the tensors stored after it in the input's back-to-back group (an ADD's second input)."""
-    roots = [program.root(Ref(t)).tensor for t in step_reads(step)]
+    roots = [program.root(Ref(t)).tensor for t in job_reads(step)]
     if not isinstance(step, NNJob):
         return roots
     d = step.desc
@@ -226,7 +240,7 @@ def run_op(program: Program, op: int, values: dict[int, np.ndarray], target: Tar
             if t not in written:
                 write_tensor(lay, t, values[holds.get(t, t)])
                 written.add(t)
-        written.update(step_writes(s))
+        written.update(job_writes(s))
     _write_viewed_inputs(program, op, lay, values, written)
     run_steps(lay, steps, target, nn_overrides, coefficients)
     g = program.graph

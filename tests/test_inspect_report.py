@@ -44,7 +44,7 @@ def test_decoded_jobs_are_the_compilers_jobs(v2):
     coefficient sizes read from each buffer's size table equal what the emitter wrote."""
     result, blob = v2
     decoded = decode_blob(blob)
-    npu_steps = [s for s in result.program.steps if isinstance(s, (NNJob, TPJob))]
+    npu_steps = [s for s in result.jobs if isinstance(s, (NNJob, TPJob))]
     entries = [e for e in decoded.entries if e.kind != "HOST"]
     assert len(entries) == len(npu_steps)
     nn_stats = iter(j for j in result.stats.per_job if j["kind"] == "NN")

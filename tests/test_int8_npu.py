@@ -18,16 +18,17 @@ import pytest
 import tflite
 
 import oracle
-from lowering_harness import op_steps, verify_op
+from lowering_harness import encoded_program, op_steps, verify_op
 from npuc import vipbin
-from npuc.backend_vip import pwl_fit
+from npuc.passes import pwl_fit
 from npuc.hw import fp21
-from npuc.backend_vip.jobs import INT8_OFFSET, HostCall, NNJob, Ref, TPJob
+from npuc.passes.npu_program import INT8_OFFSET, HostCall, Ref
+from npuc.backend_vip.jobs import NNJob, TPJob
 from npuc.hw.target import VIPNANO_QI
 from npuc.driver import compile_model
 from npuc.frontend_tflite import load_tflite
 from npuc.ir import Quant, Tensor
-from npuc.passes.placement import HOST, lower_graph, npu_refusal
+from npuc.passes.placement import HOST, npu_refusal
 from npuc.passes.requant import stored_bytes, stored_zero_point
 from npuc.runtime.runtime import Runtime
 from npuc.sim.device import SimDevice
@@ -134,7 +135,7 @@ def _model(case: str, tmp_path, cases=EXACT_CASES):
 def test_one_operator_models_on_the_npu_match_tflite(case, tmp_path):
     path, rng = _model(case, tmp_path)
     g = load_tflite(path)
-    program = lower_graph(g, g.topological_order(), TARGET)
+    program = encoded_program(g, TARGET)
     assert program.units[0][0] != HOST, program.units[0]
     for _ in range(2):
         x = [_values(rng, g.tensors[t].shape, g.tensors[t].dtype) for t in g.inputs]
@@ -147,7 +148,7 @@ def test_lut_operators_are_exact_for_every_input_byte(tmp_path):
     for case in [c for c in EXACT_CASES if c.split("_", 1)[1].upper().startswith(("RELU", "ABS", "LOGISTIC", "TANH"))]:
         path, _ = _model(case, tmp_path)
         g = load_tflite(path)
-        program = lower_graph(g, g.topological_order(), TARGET)
+        program = encoded_program(g, TARGET)
         assert {s.kind for s in op_steps(program, 0)} <= {g.ops[0].opcode.lower(), "transpose"}
         x_t = g.tensors[g.inputs[0]]
         every = np.resize(np.arange(256) - (INT8_OFFSET if x_t.dtype == "int8" else 0), x_t.shape)
@@ -160,7 +161,7 @@ def test_storage_only_quantize_is_a_view(tmp_path):
     cases = {"to_int8": lambda r: _unary("QUANTIZE", _q(0.05, 130, **U8), _q(0.05, 2))}
     path, _ = _model("to_int8", tmp_path, cases)
     g = load_tflite(path)
-    program = lower_graph(g, g.topological_order(), TARGET)
+    program = encoded_program(g, TARGET)
     assert op_steps(program, 0) == []
     out = program.versions[g.outputs[0]]
     assert any(program.root(Ref(v)).tensor == g.inputs[0] for v in out.values())
@@ -170,9 +171,9 @@ def test_int8_model_runs_end_to_end_with_tflite_bytes_at_its_edges(tmp_path):
     """The user gives and gets TFLite's int8 bytes; one host step converts each way (exact XOR 0x80)."""
     path, rng = _model("int8_conv_per_tensor", tmp_path)
     result = compile_model(path)
-    conversions = [s for s in result.program.steps if isinstance(s, HostCall)]
+    conversions = [s for s in result.jobs if isinstance(s, HostCall)]
     assert [s.kernel for s in conversions] == ["QUANTIZE", "QUANTIZE"]
-    assert all(isinstance(s, (NNJob, TPJob)) for s in result.program.steps if s not in conversions)
+    assert all(isinstance(s, (NNJob, TPJob)) for s in result.jobs if s not in conversions)
     rt = Runtime(vipbin.read_blob(result.blob), SimDevice())
     for _ in range(2):
         x = _values(rng, rt.input_infos[0].shape, "int8")
@@ -232,7 +233,7 @@ def test_refusals_of_the_new_lowerings_give_their_reason(reason, tmp_path):
 def test_odd_int8_average_pool_runs_on_the_npu(tmp_path):
     path, rng = _model("odd", tmp_path, {"odd": lambda r: _avg_pool_int8(3, 5)})
     g = load_tflite(path)
-    program = lower_graph(g, g.topological_order(), TARGET)
+    program = encoded_program(g, TARGET)
     x = _values(rng, g.tensors[g.inputs[0]].shape, "int8")
     r = verify_op(program, 0, oracle.run_reference_all(path, [x]), TARGET)
     assert r.exact == 100.0, r.row()

@@ -25,18 +25,21 @@ import tflite
 
 import golden_jobs as G
 import oracle
-from lowering_harness import LayerResult, encode, nn_jobs_by_op, op_steps, run_op, verify_op
+from lowering_harness import encoded_program, LayerResult, encode, nn_jobs_by_op, op_steps, run_op, verify_op
 from npuc.hw import perf
 from npuc.backend_vip.coeffs_v7 import decode_coefficients_v7
 from npuc.hw.descriptors import NN_CACHE_NONE, NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
-from npuc.backend_vip.jobs import NNJob, Program
+from npuc.passes.npu_program import Program
+from npuc.backend_vip.jobs import NNJob
+from npuc.backend_vip.nn_encode import sram_fields
 from npuc.hw.target import VIPNANO_QI, VIPNANO_SI_PLUS, Target, get_target
 from npuc.frontend_tflite import load_tflite
-from npuc.passes import requant, stride2, tiling
+from npuc.passes import requant, stride2
+from npuc.scheduler import tiling
 from npuc.passes.lower_add import add_weights
 from npuc.passes.lower_alias import storage_order
 from npuc.passes.npu_ops import NPU_LOWERINGS
-from npuc.passes.placement import HOST, lower_graph, npu_refusal
+from npuc.passes.placement import HOST, npu_refusal
 from npuc.runtime.image import load_image_input
 from tflite_builder import OpSpec, Option, T, build_model
 
@@ -55,7 +58,7 @@ PAD = tflite.Padding
 @lru_cache(maxsize=None)
 def lowered(model: str, target: str = TARGET.name) -> Program:
     g = load_tflite(oracle.model_path(model))
-    return lower_graph(g, g.topological_order(), get_target(target))
+    return encoded_program(g, get_target(target))
 
 
 @lru_cache(maxsize=None)
@@ -244,7 +247,7 @@ def test_single_op_models_match_tflite(case, target, tmp_path):
     path = tmp_path / f"{case}.tflite"
     path.write_bytes(build_model(tensors, spec, ins, outs))
     g = load_tflite(path)
-    program = lower_graph(g, g.topological_order(), target)
+    program = encoded_program(g, target)
     assert program.units[0][0] != HOST, program.units[0]
     for _ in range(2):
         x = [_u8(rng, g.tensors[t].shape) for t in g.inputs]
@@ -262,7 +265,7 @@ def test_single_op_cases_cover_both_stride2_mechanisms(tmp_path):
         path = tmp_path / f"{case}.tflite"
         path.write_bytes(build_model(tensors, spec, ins, outs))
         g = load_tflite(path)
-        steps = op_steps(lower_graph(g, g.topological_order(), TARGET), 0)
+        steps = op_steps(encoded_program(g, TARGET), 0)
         kinds[case] = ({s.kind for s in steps if not isinstance(s, NNJob)},
                        {s.desc["pooling"] for s in steps if isinstance(s, NNJob)})
     assert kinds["conv3x3_stride2_same_narrow_reshuffled"] == ({"transpose", "reshuffle"}, {0})
@@ -376,8 +379,8 @@ def test_tiling_and_sram_fields_reproduce_mesas_golden_descriptors():
             t = tiling.plan_tiling(d["out_image_x_size"], d["out_image_y_size"], d["kernel_xy_size"],
                                    d["kernel_y_size"], d["out_image_z_size"], strided, TARGET)
             sizes = [s for s in per_core[gj.desc_address] if s]
-            fields = tiling.sram_fields(t, d["kernel_xy_size"], d["kernel_y_size"], d["kernel_z_size"],
-                                        d["out_image_z_size"], max(sizes) * len(sizes), TARGET)
+            fields = sram_fields(tiling.plan_sram(t, d["kernel_xy_size"], d["kernel_y_size"], d["kernel_z_size"],
+                                        d["out_image_z_size"], max(sizes) * len(sizes), TARGET))
             got = dict(fields, out_image_tile_x_size=t.tile_x, out_image_tile_y_size=t.tile_y,
                        kernels_per_core=t.kernels_per_core)
             assert {k: v for k, v in got.items() if d[k] != v} == {}, gj.name
@@ -417,8 +420,8 @@ def test_storage_order_decides_reshape_aliases():
 def test_cost_model_counts_superblock_rereads_unless_the_image_is_cached():
     gj = next(j for j in G.nn_jobs("mobilenet_quant_v1_224") if j.op_index == 13)   # 8 superblocks, image cached
     d = NN_DESCRIPTOR.unpack(G.bo_bytes(gj.model, gj.submit, gj.desc_bo))
-    cached = perf.estimate_nn_job(d, gj.coef_used_bytes, TARGET)
-    uncached = perf.estimate_nn_job(dict(d, image_caching_mode=NN_CACHE_NONE), gj.coef_used_bytes, TARGET)
+    cached = perf.estimate_nn_descriptor(d, gj.coef_used_bytes, TARGET)
+    uncached = perf.estimate_nn_descriptor(dict(d, image_caching_mode=NN_CACHE_NONE), gj.coef_used_bytes, TARGET)
     superblocks = -(-(-(-d["out_image_z_size"] // TARGET.nn_cores)) // d["kernels_per_core"])
     assert superblocks == 8
     assert uncached.input_bytes == superblocks * cached.input_bytes
@@ -437,13 +440,13 @@ def test_mobilenet_v1_coefficients_and_traffic_below_mesas():
         if isinstance(s, NNJob):
             data = cache.get(id(s)) or cache.setdefault(id(s), encode(s, TARGET))
             coef[program.op(s.op).opcode] += len(data)
-            ours += perf.estimate_nn_job(s.desc, len(data), TARGET)
+            ours += perf.estimate_nn_descriptor(s.desc, len(data), TARGET)
         elif hasattr(s, "cores"):
             ours += perf.estimate_tp_descriptors([c.desc for c in s.cores], TARGET)
     mesa = perf.Cost()
     for gj in G.nn_jobs(model):
         d = NN_DESCRIPTOR.unpack(G.bo_bytes(model, gj.submit, gj.desc_bo))
-        mesa += perf.estimate_nn_job(d, gj.coef_used_bytes, TARGET)
+        mesa += perf.estimate_nn_descriptor(d, gj.coef_used_bytes, TARGET)
     total = sum(coef.values())
     channels = sum(program.graph.tensors[o.outputs[0]].shape[3] for o in program.graph.ops
                    if o.opcode == "DEPTHWISE_CONV_2D")

@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 
 import oracle
-from lowering_harness import op_steps, run_op, verify_op
+from lowering_harness import encoded_program, op_steps, run_op, verify_op
 from npuc.hw.target import VIPNANO_QI
 from npuc.driver import compile_model
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import scale_groups
 from npuc.passes.conv_params import weighted_layer
-from npuc.passes.placement import lower_graph
 from npuc.runtime.image import load_image_input
 from test_npu_models import assert_top1_on_every_image
 
@@ -37,7 +36,7 @@ LAYER_EXACT_MIN, LAYER_STEPS_MAX, MODEL_EXACT_MIN = 55.0, 24, 85.0
 @lru_cache(maxsize=None)
 def lowered():
     g = load_tflite(oracle.model_path(MODEL))
-    return g, lower_graph(g, g.topological_order(), TARGET)
+    return g, encoded_program(g, TARGET)
 
 
 @lru_cache(maxsize=None)

@@ -13,7 +13,7 @@ import oracle
 from tp_harness import descriptors_at, pad_job, transpose_job
 from npuc.hw import registers as R
 from npuc.hw.descriptors import TP_DESCRIPTOR
-from npuc.backend_vip.jobs import PLANAR
+from npuc.passes.npu_program import PLANAR
 from npuc.hw.target import VIPNANO_QI
 from npuc.errors import SimError
 from npuc.hw.kernel_abi import BO_READ, BO_WRITE, SubmitBo

@@ -19,7 +19,7 @@ import tp_mesa as M
 from tp_harness import (BUF, DST, FILL, SRC, TP_CORES, descriptors_at, detranspose_job, lut_job, pad_job,
                         reshuffle_job, rng_bytes, run_tp, space_to_depth, transpose_job)
 from npuc.hw.descriptors import TP_DESCRIPTOR
-from npuc.backend_vip.jobs import PLANAR
+from npuc.passes.npu_program import PLANAR
 from npuc.errors import SimError
 from npuc.sim import tp
 

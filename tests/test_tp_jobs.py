@@ -25,7 +25,8 @@ from tp_harness import (FILL, SRC, DST, TP_CORES, descriptors_at, detranspose_jo
                         reshuffle_job, rng_bytes, run_job, run_tp, space_to_depth, transpose_job)
 from npuc.backend_vip import tp_jobs
 from npuc.hw.descriptors import TP_DESCRIPTOR
-from npuc.backend_vip.jobs import NHWC, PLANAR, Program, TPJob
+from npuc.passes.npu_program import NHWC, PLANAR, Program
+from npuc.backend_vip.jobs import TPJob
 from npuc.hw.target import VIPNANO_QI
 from npuc.errors import SimError, UnsupportedError
 from npuc.frontend_tflite import load_tflite

@@ -27,18 +27,18 @@ import pytest
 
 import golden_jobs as G
 import oracle
-from lowering_harness import nn_jobs_by_op
+from lowering_harness import encoded_program, nn_jobs_by_op
 from npuc import vipbin
 from npuc.backend_vip.coeffs_v8 import decode_coefficients_v8
 from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
-from npuc.backend_vip.jobs import Program
+from npuc.passes.npu_program import Program
+from npuc.backend_vip.nn_encode import sram_fields
 from npuc.hw.target import (VIPNANO_QI, VIPNANO_SI_PLUS, NpuIdentity, get_target,
                                      target_for_identity)
 from npuc.driver import CompileResult, compile_model
 from npuc.errors import UnsupportedError, UsageError
 from npuc.frontend_tflite import load_tflite
-from npuc.passes import tiling
-from npuc.passes.placement import lower_graph
+from npuc.scheduler import tiling
 from npuc.runtime.image import load_image_input
 from npuc.runtime.runtime import Runtime
 from npuc.sim import nn
@@ -113,8 +113,8 @@ def test_tiling_and_sram_fields_reproduce_mesas_v8_descriptors():
             strided = d["pooling"] == NN_POOLING_FIRST_PIXEL or G.is_reshuffled(gj)
             t = tiling.plan_tiling(d["out_image_x_size"], d["out_image_y_size"], d["kernel_xy_size"],
                                    d["kernel_y_size"], d["out_image_z_size"], strided, TARGET)
-            fields = tiling.sram_fields(t, d["kernel_xy_size"], d["kernel_y_size"], d["kernel_z_size"],
-                                        d["out_image_z_size"], gj.coef_used_bytes, TARGET)
+            fields = sram_fields(tiling.plan_sram(t, d["kernel_xy_size"], d["kernel_y_size"], d["kernel_z_size"],
+                                        d["out_image_z_size"], gj.coef_used_bytes, TARGET))
             got = dict(fields, out_image_tile_x_size=t.tile_x, out_image_tile_y_size=t.tile_y,
                        kernels_per_core=t.kernels_per_core)
             assert {k: v for k, v in got.items() if d[k] != v} == {}, gj.name
@@ -125,7 +125,7 @@ def test_tiling_and_sram_fields_reproduce_mesas_v8_descriptors():
 @lru_cache(maxsize=None)
 def lowered(model: str) -> Program:
     g = load_tflite(oracle.model_path(model))
-    return lower_graph(g, g.topological_order(), TARGET)
+    return encoded_program(g, TARGET)
 
 
 @pytest.mark.parametrize("model", G.GOLDEN_MODELS)

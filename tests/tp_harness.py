@@ -13,7 +13,8 @@ import numpy as np
 
 from npuc.backend_vip import tp_jobs
 from npuc.hw.descriptors import TP_DESCRIPTOR
-from npuc.backend_vip.jobs import NHWC, PLANAR, Program, TPJob
+from npuc.passes.npu_program import NHWC, PLANAR, Program
+from npuc.backend_vip.jobs import TPJob
 from npuc.hw.target import VIPNANO_QI, Target
 from npuc.ir import Graph, Quant
 from npuc.sim import tp

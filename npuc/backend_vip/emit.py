@@ -1,12 +1,12 @@
-"""Emission: turn the lowered, planned program into the .vipbin content.
+"""Emission: the scheduled program's encoded jobs into the .vipbin content.
 
 Buffers: the activation arena, one buffer holding every job descriptor, one
 holding every coefficient stream, one for PWL tables, one for host constants.
 Every address the hardware will read (descriptor address fields, the
 descriptor addresses written by the command stream) becomes a relocation, so
-the runtime may place the buffers anywhere.  Consecutive NPU jobs share one
-submit (one NPU step) up to the kernel's 64 KiB stream limit; a host call ends
-the submit before it, since the CPU must see the NPU's results.
+the runtime may place the buffers anywhere.  Each of the scheduler's submits
+becomes one NPU step (one command stream), split further only where the stream
+would pass the kernel's 64 KiB limit; host calls become host steps.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 
 from .. import __version__, vipbin
 from ..errors import UnsupportedError
-from ..ir import Tensor
-from ..passes.memory import TENSOR_ALIGN, MemoryPlan, constant_pool, tensor_offset
-from ..hw.kernel_abi import BO_READ, BO_WRITE, STREAM_MAX_BYTES
-from .cmdstream import StreamBuilder
 from ..hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
-from .jobs import NHWC, HostCall, NNJob, Program, Ref, TPJob
+from ..hw.kernel_abi import BO_READ, BO_WRITE, STREAM_MAX_BYTES
 from ..hw.target import Target
+from ..ir import Tensor
+from ..passes.npu_program import NHWC, HostCall, Program, Ref
+from ..scheduler.memory import TENSOR_ALIGN, MemoryPlan, constant_pool, tensor_offset
+from ..scheduler.schedule import Schedule
+from .cmdstream import FINISH_WORDS, StreamBuilder, job_words
+from .jobs import NNJob, TPJob
 
 ARENA, DESCRIPTORS, COEFFICIENTS, LUTS, CONSTANTS = range(5)
 #: Descriptors are placed on 64-byte boundaries: the low 6 bits of an INST_ADDR
@@ -149,14 +151,14 @@ class Emitter:
         self.steps.append(vipbin.NpuStep(name, s.words, bos))
         self._stream, self._stream_names = None, []
 
-    def npu_step(self, job: NNJob | TPJob, split: bool) -> None:
-        """Add a job to the current submit (opening or closing submits as needed)."""
+    def npu_step(self, job: NNJob | TPJob) -> None:
+        """Add a job to the current submit (a new stream where this one would pass the kernel's limit)."""
         if isinstance(job, NNJob):
-            offsets, words = [self.nn_job(job)], 10
+            offsets, words = [self.nn_job(job)], job_words("NN")
         else:
-            offsets, words = self.tp_job(job), 10 * len(job.cores) + 2
+            offsets, words = self.tp_job(job), job_words("TP", len(job.cores))
         s = self._open_stream()
-        if s.nbytes + 4 * (words + 4) > STREAM_MAX_BYTES:
+        if s.nbytes + 4 * (words + FINISH_WORDS) > STREAM_MAX_BYTES:
             self._close_stream()
             s = self._open_stream()
         if isinstance(job, NNJob):
@@ -164,8 +166,6 @@ class Emitter:
         else:
             s.tp_job(offsets, job.kind in TP_SPLIT_FLAG_KINDS, self.target.tp_cores)
         self._stream_names.append(job.name)
-        if split:
-            self._close_stream()
 
     def host_step(self, call: HostCall) -> None:
         self._close_stream()
@@ -199,20 +199,22 @@ def _tensor_info(t: Tensor, buffer: int, offset: int, layout: str) -> vipbin.Ten
                              layout=layout, scale=scale, zero_point=zp, per_channel=per_channel)
 
 
-def emit_blob(program: Program, plan: MemoryPlan, target: Target, inputs: list[int], outputs: list[int],
-              model_bytes: bytes, metadata: dict[str, str], split_steps: bool = False) -> tuple[vipbin.Blob, EmitStats]:
-    """The blob for a lowered program whose tensors are planned.
-
-    ``split_steps`` puts every NPU job in a submit of its own, so that a
-    verification tool can run and check one job at a time.
-    """
+def emit_blob(schedule: Schedule, jobs: list[NNJob | TPJob | HostCall], target: Target, inputs: list[int],
+              outputs: list[int], model_bytes: bytes, metadata: dict[str, str]) -> tuple[vipbin.Blob, EmitStats]:
+    """The blob of a scheduled program, whose jobs are encoded (``jobs``, one per scheduled job)."""
+    program, plan = schedule.program, schedule.memory
     e = Emitter(program, plan, target)
     in_ids = [e.tensor(t) for t in inputs]
-    for step in program.steps:
-        if isinstance(step, HostCall):
-            e.host_step(step)
+    submit_of = {i: n for n, submit in enumerate(schedule.submits) for i in submit}
+    current = None
+    for i, job in enumerate(jobs):
+        if submit_of.get(i) != current:
+            e._close_stream()
+            current = submit_of.get(i)
+        if isinstance(job, HostCall):
+            e.host_step(job)
         else:
-            e.npu_step(step, split_steps)
+            e.npu_step(job)
     e._close_stream()
     out_ids = [e.tensor(t) for t in outputs]
     for t in sorted(plan.arena_offsets):  # every stored tensor is named in the blob, for inspection and verification

@@ -1,4 +1,4 @@
-"""TP job builders: layout conversions, space-to-depth, constant padding and LUT activations.
+"""Encoder of TP jobs: layout conversions, space-to-depth, constant padding and LUT activations.
 
 Each builder turns one request over tensors of a :class:`Program` into a
 :class:`TPJob`: one descriptor field dict per TP core, in kick order, holding
@@ -33,8 +33,9 @@ from ..hw import fp21
 from ..hw.descriptors import (TP_DESCRIPTOR, TP_MAX_Z_OVERFETCH, TP_PWL_INDEX_SHIFT, TP_PWL_LUT_ENTRIES,
                           TP_PWL_TILE_X, TP_PWL_TILE_Y)
 from ..hw.fields import LayoutError
-from .jobs import NHWC, PLANAR, Program, Ref, TPCore, TPJob
-from .pwl_fit import PwlTable
+from ..passes.npu_program import NHWC, PLANAR, Program, Ref, TPOp
+from .jobs import TPCore, TPJob
+from ..passes.pwl_fit import PwlTable
 from ..hw.target import Target
 
 #: The space-to-depth block: reshuffles serve stride-2 convolutions only (Mesa's weight reshape asserts it).
@@ -501,3 +502,19 @@ def _pwl_job(program: Program, op: int, src: int, dst: int, kind: str, scale_fie
         offset = c * w * sum(shares[:i])
         jobs.append(TPCore(desc, Ref(src, offset), Ref(dst, offset)))
     return _job(what, op, kind, jobs, lut=table, note=f"PWL LUT on {len(jobs)} TP core(s)")
+
+
+def encode_tp(program: Program, step: TPOp, target: Target) -> TPJob:
+    """The encoded TP job of a TP operation: split over the TP cores, every descriptor field filled."""
+    src, dst, p = step.src, step.dst, step.params
+    if step.table is not None:
+        return table_lut(program, step.op, src, dst, step.table, step.kind, target)
+    if step.kind == "transpose":
+        return transpose(program, step.op, src, dst, target)
+    if step.kind == "detranspose":
+        return detranspose(program, step.op, src, dst, target)
+    if step.kind == "reshuffle":
+        return reshuffle(program, step.op, src, dst, p["kernel_h"], p["kernel_w"], p["pad_top"], p["pad_left"], target)
+    if step.kind == "pad":
+        return pad(program, step.op, src, dst, p["pads"], target)
+    return lut(program, step.op, src, dst, step.kind, target)

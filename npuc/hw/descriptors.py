@@ -119,6 +119,10 @@ def kernel_z(desc: Mapping[str, int]) -> int:
 #: NN pooling field values (vipnano-nn.md 2.1).
 NN_POOLING_NONE = 0
 NN_POOLING_FIRST_PIXEL = 3
+#: First-pixel pooling keeps the top-left pixel of every NN_POOLING_STEP x NN_POOLING_STEP block.
+NN_POOLING_STEP = 2
+#: pooling_xy_size with each pooling mode (what Mesa writes: 1 without pooling, 0 with first-pixel pooling).
+NN_POOLING_XY_SIZE = {NN_POOLING_NONE: 1, NN_POOLING_FIRST_PIXEL: 0}
 
 #: NN image_caching_mode / kernel_caching_mode values (vipnano-nn.md 2.1, 5.4).
 NN_CACHE_NONE = 0

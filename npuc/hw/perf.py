@@ -35,11 +35,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .descriptors import NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_POOLING_FIRST_PIXEL, kernel_z
+from .descriptors import (NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_POOLING_FIRST_PIXEL, NN_POOLING_STEP,
+                          kernel_z)
 from .target import Target
-
-#: With first-pixel pooling the job keeps one pixel of every 2x2 block of its output.
-_POOLED_STEP = 2
 
 
 def _ceil(a: int, b: int) -> int:
@@ -80,14 +78,50 @@ class Cost:
 _COST_FIELDS = tuple(f.name for f in dataclasses.fields(Cost))
 
 
-def kernel_cache_share(desc: Mapping[str, int], coef_bytes: int) -> float:
+@dataclass(frozen=True)
+class NnWork:
+    """What the cost model needs of one NN job: its shape, tiling and SRAM caches.
+
+    The scheduler fills it from its decisions; ``npuc inspect`` from a decoded
+    descriptor (:meth:`from_descriptor`), so both estimate the same job alike.
+    """
+
+    out_x: int                   # convolution output (before first-pixel pooling)
+    out_y: int
+    out_z: int
+    kernel_x: int
+    kernel_y: int
+    kernel_z: int
+    in_x: int
+    in_y: int
+    depthwise: bool
+    pooled: bool                 # first-pixel pooling keeps one pixel of every 2x2 block
+    kernels_per_core: int        # per superblock
+    tile_x: int
+    tile_y: int
+    image_cached: bool
+    kernel_cache_mode: int       # NN_CACHE_NONE, NN_CACHE_PARTIAL or NN_CACHE_FULL
+    kernel_cache_room: int       # bytes of a partial kernel cache
+
+    @classmethod
+    def from_descriptor(cls, desc: Mapping[str, int]) -> "NnWork":
+        return cls(out_x=desc["out_image_x_size"], out_y=desc["out_image_y_size"], out_z=desc["out_image_z_size"],
+                   kernel_x=desc["kernel_xy_size"], kernel_y=desc["kernel_y_size"], kernel_z=kernel_z(desc),
+                   in_x=desc["in_image_x_size"], in_y=desc["in_image_y_size"], depthwise=bool(desc.get("depthwise")),
+                   pooled=desc["pooling"] == NN_POOLING_FIRST_PIXEL, kernels_per_core=desc["kernels_per_core"],
+                   tile_x=desc["out_image_tile_x_size"], tile_y=desc["out_image_tile_y_size"],
+                   image_cached=desc.get("image_caching_mode", NN_CACHE_NONE) != NN_CACHE_NONE,
+                   kernel_cache_mode=desc.get("kernel_caching_mode", NN_CACHE_NONE),
+                   kernel_cache_room=max(desc.get("kernel_cache_end_address", 0)
+                                         - desc.get("kernel_cache_start_address", 0), 0))
+
+
+def kernel_cache_share(work: NnWork, coef_bytes: int) -> float:
     """Share of the coefficients the job keeps in SRAM between output tiles."""
-    mode = desc.get("kernel_caching_mode", NN_CACHE_NONE)
-    if mode == NN_CACHE_FULL or coef_bytes == 0:
+    if work.kernel_cache_mode == NN_CACHE_FULL or coef_bytes == 0:
         return 1.0
-    if mode == NN_CACHE_PARTIAL:
-        room = max(desc["kernel_cache_end_address"] - desc["kernel_cache_start_address"], 0)
-        return min(room / coef_bytes, 1.0)
+    if work.kernel_cache_mode == NN_CACHE_PARTIAL:
+        return min(work.kernel_cache_room / coef_bytes, 1.0)
     return 0.0
 
 
@@ -114,27 +148,31 @@ def _tile_passes(out_x: int, out_y: int, tx: int, ty: int, lanes: int) -> int:
     return passes
 
 
-def estimate_nn_job(desc: Mapping[str, int], coef_bytes: int, target: Target) -> Cost:
-    """Cycles and DRAM bytes of the NN job ``desc`` whose coefficient buffer has ``coef_bytes`` bytes."""
-    out_x, out_y, oc = desc["out_image_x_size"], desc["out_image_y_size"], desc["out_image_z_size"]
-    kx, ky, kz = desc["kernel_xy_size"], desc["kernel_y_size"], kernel_z(desc)
+def estimate_nn_descriptor(desc: Mapping[str, int], coef_bytes: int, target: Target) -> Cost:
+    """Cycles and DRAM bytes of the NN job descriptor ``desc`` whose coefficient buffer has ``coef_bytes`` bytes."""
+    return estimate_nn_job(NnWork.from_descriptor(desc), coef_bytes, target)
+
+
+def estimate_nn_job(work: NnWork, coef_bytes: int, target: Target) -> Cost:
+    """Cycles and DRAM bytes of the NN job ``work`` whose coefficient buffer has ``coef_bytes`` bytes."""
+    out_x, out_y, oc = work.out_x, work.out_y, work.out_z
+    kx, ky, kz = work.kernel_x, work.kernel_y, work.kernel_z
     # A native depthwise job (cores that have the mode) multiplies each kernel with its own plane only.
-    kz_used = 1 if desc.get("depthwise") else kz
-    step = _POOLED_STEP if desc["pooling"] == NN_POOLING_FIRST_PIXEL else 1
+    kz_used = 1 if work.depthwise else kz
+    step = NN_POOLING_STEP if work.pooled else 1
     cores = max(min(oc, target.nn_cores), 1)
     per_core = _ceil(oc, cores)
-    superblocks = _ceil(per_core, max(desc["kernels_per_core"], 1))
-    tx, ty = max(desc["out_image_tile_x_size"], 1), max(desc["out_image_tile_y_size"], 1)
+    superblocks = _ceil(per_core, max(work.kernels_per_core, 1))
+    tx, ty = max(work.tile_x, 1), max(work.tile_y, 1)
     nx, ny = _ceil(out_x, tx), _ceil(out_y, ty)
     # Input: each tile reads its pixels plus the kernel's halo (never more than the image).
-    cols = min(out_x + nx * (kx - 1), nx * desc["in_image_x_size"])
-    rows = min(out_y + ny * (ky - 1), ny * desc["in_image_y_size"])
+    cols = min(out_x + nx * (kx - 1), nx * work.in_x)
+    rows = min(out_y + ny * (ky - 1), ny * work.in_y)
     one_pass = cols * rows * kz
-    image_cached = desc.get("image_caching_mode", NN_CACHE_NONE) != NN_CACHE_NONE
     # A native depthwise superblock reads only its own kernels' planes: one pass over the image in all.
-    input_bytes = one_pass if image_cached or desc.get("depthwise") else one_pass * superblocks
+    input_bytes = one_pass if work.image_cached or work.depthwise else one_pass * superblocks
     uncached_coefficients = coef_bytes * nx * ny
-    rereads = (nx * ny - 1) * (1.0 - kernel_cache_share(desc, coef_bytes))
+    rereads = (nx * ny - 1) * (1.0 - kernel_cache_share(work, coef_bytes))
     coefficient_bytes = int(round(coef_bytes * (1 + rereads)))
     output_bytes = (out_x // step) * (out_y // step) * oc
     saved = (uncached_coefficients - coefficient_bytes) + (one_pass * superblocks - input_bytes)

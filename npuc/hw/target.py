@@ -23,6 +23,15 @@ COEF_HUFFMAN = "huffman"
 #: Mesa's tiling rules (``Target.tiling_rule``, vipnano-nn.md 5.1 and 5.2).
 TILING_V7 = "v7"
 TILING_V8 = "v8"
+#: Tiling rules' constants (npuc/scheduler/tiling.py).  Mesa caps kernels per core per superblock at 127 (the 7-bit descriptor field) and, on v7 for
+#: 1x1 kernels, at a third of the accumulation buffer (vipnano-nn.md 5.1); on v8 at 6/9 of it for
+#: every kernel (5.2).
+POINTWISE_ACCUM_DIVISOR = 3
+V8_ACCUM_SHARE = (6, 9)
+#: v8: Mesa's cap on the tile height (its best setting on MobileDet) and the burst a tile's pixels
+#: are counted in when sizing superblocks.
+V8_TILE_Y_MAX = 4
+V8_TILE_BURST = 64
 #: ADD/SUB lowerings (``Target.add_lowering``, vipnano-nn.md 6.7): one kernel over the two inputs as two
 #: planes (v7), or a 1x1 convolution over the inputs' channels concatenated, a weight pair per channel (v8).
 ADD_TWO_PLANES = "two-planes"
@@ -99,7 +108,7 @@ class Target:
     # What else differs between NN core generations (vipnano-nn.md 2-6); the defaults are v7's.
     coef_format: str = COEF_ZERO_RUN           # coefficient buffers: zero-run pairs (v7) or Huffman codes (v8)
     coef_delta_zero_point: bool = True         # v8 streams code w - coef_zero_point (Mesa: raw w on customer 0x99)
-    tiling_rule: str = TILING_V7               # Mesa's tile/superblock rule for this generation (passes/tiling.py)
+    tiling_rule: str = TILING_V7               # Mesa's tile/superblock rule for this generation (scheduler/tiling.py)
     add_lowering: str = ADD_TWO_PLANES         # how ADD/SUB become an NN job (passes/lower_add.py)
     # Input widths at which stride 2 is not done by first-pixel pooling: Mesa's v7 rule for
     # depthwise inputs 3..7 wide (reason unknown, so npuc avoids them for every v7 convolution).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip.jobs import PLANAR, Program
+from .npu_program import PLANAR, Program
 from ..ir import Graph, Op
 from . import requant
 from .scale_groups import WeightedLayer

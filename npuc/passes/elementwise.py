@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..hw.descriptors import NN_DESCRIPTOR
-from ..backend_vip.jobs import NHWC, PLANAR, NNJob, Program, Ref
+from .npu_program import NHWC, PLANAR, ConvOp, Program, Ref
 from ..hw.target import Target
 from ..ir import Graph, Op
 from . import requant
-from .nn_job import ConvJob, build_nn_job
 
 #: Mesa's preferred image heights (the descriptor's y) for the reshaped tensors, then any divisor below 64.
 _PREFERRED_ROWS = (128, 64, 32)
@@ -52,7 +51,7 @@ def npu_layout(program: Program, tensor: int) -> str:
 
 
 def requantizing_copy(program: Program, op: Op, src: int, dst: int, target: Target, why: str,
-                      weight: int = FIXED_POINT_WEIGHT) -> NNJob:
+                      weight: int = FIXED_POINT_WEIGHT) -> ConvOp:
     """The NN job storing ``src`` requantized to ``dst``'s scale and zero point, byte for byte in storage order.
 
     Both are stored 8-bit tensors of the same size and layout (``dst`` may be a
@@ -66,9 +65,9 @@ def requantizing_copy(program: Program, op: Op, src: int, dst: int, target: Targ
     in_zp, out_zp = requant.stored_zero_point(s), requant.stored_zero_point(d)
     weights = np.full((1, 1, 1, 1), weight, np.uint8)
     ratio = float(s.quant.single_scale) / float(d.quant.single_scale)
-    spec = ConvJob(name=f"{op.name} {why} of {s.name}", op=op.index, input=Ref(src), output=Ref(dst),
+    spec = ConvOp(name=f"{op.name} {why} of {s.name}", op=op.index, input=Ref(src), output=Ref(dst),
                    in_x=n // rows, in_y=rows, weights=weights, bias=np.zeros(1, np.int64),
                    trailers=np.zeros(1, np.int64), coef_zero_point=0, input_zero_point=in_zp,
                    output_zero_point=out_zp, scale=requant.encode_scale(ratio / weight, target, what=op.name),
                    out_x=n // rows, out_y=rows, note=f"{why}: one-weight job over {n} bytes, scale {ratio:.6g}")
-    return build_nn_job(spec, target).job
+    return spec

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip.jobs import PLANAR, Program, Ref
+from .npu_program import PLANAR, ConvOp, Program, Ref
 from ..hw.target import ADD_CHANNEL_PAIRS, ADD_TWO_PLANES, Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op
 from . import requant
 from .conv_params import uses_relu
 from .elementwise import image_rows, requantizing_copy
-from .nn_job import ConvJob, build_nn_job
 
 #: Weights are 8-bit values with coefficient zero point 0.
 WEIGHT_MAX = 255
@@ -135,14 +134,14 @@ def lower_add(program: Program, op: Op, target: Target) -> None:
     else:
         raise ValueError(f"target {target.name}: unknown ADD lowering {target.add_lowering!r}")
     cols = n // planes // rows
-    spec = ConvJob(name=f"{op.name} {op.opcode.lower()}", op=op.index, input=Ref(a), output=Ref(dst), in_x=cols,
+    spec = ConvOp(name=f"{op.name} {op.opcode.lower()}", op=op.index, input=Ref(a), output=Ref(dst), in_x=cols,
                    in_y=rows, weights=weights, bias=np.zeros(planes, np.int64),
                    trailers=np.arange(planes, dtype=np.int64) * rows * cols,
                    coef_zero_point=coef_zp, input_zero_point=z0, output_zero_point=zo,
                    scale=requant.encode_scale(factor, target, what=op.name), out_x=cols, out_y=rows,
                    relu=uses_relu(op), words=np.full(planes, word, dtype=np.uint32),
                    note=f"{shape}, weights {w0}:{sign * w1} for scale ratio {s1 / s0:.6g}")
-    program.steps.append(build_nn_job(spec, target).job)
+    program.steps.append(spec)
 
 
 def _own_storage(program: Program, op: Op, t: int, partner: set[int], target: Target) -> int:

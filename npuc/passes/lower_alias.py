@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip.jobs import NHWC, PLANAR, Program, Ref
+from .npu_program import NHWC, PLANAR, Program, Ref
 from ..hw.target import Target
 from ..ir import Op
 

@@ -12,8 +12,7 @@ output by a requantizing NN job (TFLite requantizes it in float, rounding once).
 
 from __future__ import annotations
 
-from ..backend_vip import tp_jobs
-from ..backend_vip.jobs import PLANAR, Program, Ref
+from .npu_program import PLANAR, Program, Ref, TPOp
 from ..hw.target import Target
 from ..ir import Op
 from .elementwise import FLOAT_WEIGHT, requantizing_copy
@@ -47,7 +46,7 @@ def lower_concatenation(program: Program, op: Op, target: Target) -> None:
             if requantized:
                 program.steps.append(requantizing_copy(program, op, src, view, target, "requantization", FLOAT_WEIGHT))
             else:
-                program.steps.append(tp_jobs.pad(program, op.index, src, view, _NO_PADDING, target))
+                program.steps.append(TPOp("pad", op.index, src, view, {"pads": _NO_PADDING}))
         seen.add(src)
         offset += g.tensors[t].nbytes
 

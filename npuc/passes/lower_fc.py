@@ -12,33 +12,23 @@ single reading order of the hardware decodes (docs/simulator.md).
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..backend_vip.jobs import NHWC, PLANAR, Program, Ref
+from .npu_program import FULLY_CONNECTED, NHWC, PLANAR, LayerOp, Program
 from ..hw.target import Target
 from ..ir import Op
 from .conv_params import uses_relu, weighted_layer
-from .nn_job import ConvJob, build_nn_job
 from .requant import stored_zero_point
-from .scale_groups import scale_groups
 
 #: TFLite's FULLY_CONNECTED weights are [units][inputs].
 _UNIT_AXIS = 0
 
 
 def lower_fully_connected(program: Program, op: Op, target: Target) -> None:
-    """Append the NN job(s) of a FULLY_CONNECTED: one per group of units sharing a post multiplier (scale_groups)."""
+    """Append the FULLY_CONNECTED layer; the scheduler makes it one NN job per group of units sharing a post
+    multiplier (scheduler/conv_jobs.py)."""
     g = program.graph
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-    units, n = g.tensors[op.inputs[1]].shape
     src = program.operand(op.inputs[0], NHWC, op.index)
     dst = program.produce(op.outputs[0], PLANAR)
-    groups = scale_groups(weighted_layer(g, op, _UNIT_AXIS), np.arange(units), target, op.name)
-    for group in groups:
-        spec = ConvJob(name=f"{op.name} fully connected {n}->{len(group.channels)}", op=op.index, input=Ref(src),
-                       output=Ref(dst), in_x=1, in_y=1, weights=group.kernels.reshape(-1, n, 1, 1), bias=group.bias,
-                       trailers=group.channels, coef_zero_point=group.coef_zero_point,
-                       input_zero_point=stored_zero_point(x), output_zero_point=stored_zero_point(y),
-                       scale=group.scale, out_x=1, out_y=1, relu=uses_relu(op),
-                       note=f"1x1 convolution over {n} one-pixel planes")
-        program.steps.append(build_nn_job(spec, target).job)
+    program.steps.append(LayerOp(FULLY_CONNECTED, op.name, op.index, src, dst, None,
+                                 weighted_layer(g, op, _UNIT_AXIS), stored_zero_point(x), stored_zero_point(y),
+                                 uses_relu(op)))

@@ -2,7 +2,7 @@
 
 An 8-bit element-wise operator is a function of 256 input bytes.  Its table
 (the output byte for each input byte, as TFLite computes it) comes from its
-host kernel (bit-exact with TFLite's reference kernel); :mod:`backend_vip.pwl_fit`
+host kernel (bit-exact with TFLite's reference kernel); :mod:`pwl_fit`
 then finds a PWL table with which the TP's lookup unit reproduces it, and
 checks every byte.  Mesa samples the activation at the table's points and
 rescales with the post multiplier instead, which rounds differently from
@@ -15,9 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..backend_vip import tp_jobs
-from ..backend_vip.jobs import INT8_OFFSET, Program, shifted_on_npu
-from ..backend_vip.pwl_fit import BYTE_VALUES, PwlTable, fit
+from .npu_program import INT8_OFFSET, Program, TPOp, shifted_on_npu
+from .pwl_fit import BYTE_VALUES, PwlTable, fit
 from ..hw.target import Target
 from ..errors import UnsupportedError
 from ..ir import Graph, Op, Tensor
@@ -84,5 +83,4 @@ def lower_lut(program: Program, op: Op, target: Target) -> None:
     layout = npu_layout(program, op.inputs[0])
     src = program.operand(op.inputs[0], layout, op.index)
     dst = program.produce(op.outputs[0], layout)
-    program.steps.append(tp_jobs.table_lut(program, op.index, src, dst, fitted_table(program.graph, op),
-                                           op.opcode.lower(), target))
+    program.steps.append(TPOp(op.opcode.lower(), op.index, src, dst, table=fitted_table(program.graph, op)))

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip import tp_jobs
 from ..hw.descriptors import TP_MAX_Z_OVERFETCH
-from ..backend_vip.jobs import NHWC, PLANAR, Program
+from .npu_program import NHWC, PLANAR, Program, TPOp
 from ..hw.target import Target
 from ..ir import Graph, Op
 
@@ -49,4 +48,4 @@ def lower_pad(program: Program, op: Op, target: Target) -> None:
     layout = pad_layout(pads)
     src = program.operand(op.inputs[0], layout, op.index)
     dst = program.produce(op.outputs[0], layout)
-    program.steps.append(tp_jobs.pad(program, op.index, src, dst, pads[1:], target))
+    program.steps.append(TPOp("pad", op.index, src, dst, {"pads": pads[1:]}))

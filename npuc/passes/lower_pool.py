@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip.jobs import NHWC, PLANAR, Program, Ref
+from .npu_program import NHWC, PLANAR, ConvOp, Program, Ref
 from ..hw.target import Target
 from ..ir import Graph, Op
 from . import requant
 from .conv_params import uses_relu
-from .nn_job import ConvJob, build_nn_job
 
 #: AVERAGE_POOL_2D's plane weight (coefficient zero point 0): large for precision, even so that
 #: half of it, the tie-break for even n, is a whole bias unit.
@@ -81,9 +80,9 @@ def _add_sum_job(program: Program, op: Op, target: Target, weight: int, extra_bi
     dst = program.produce(op.outputs[0], PLANAR)
     weights = np.full((1, n, 1, 1), weight, dtype=np.uint8)
     words = requant.bias_words(np.full(1, extra_bias, np.int64), weights, 0, in_zp, target)
-    spec = ConvJob(name=f"{op.name} mean of {h}x{w}", op=op.index, input=Ref(src), output=Ref(dst),
+    spec = ConvOp(name=f"{op.name} mean of {h}x{w}", op=op.index, input=Ref(src), output=Ref(dst),
                    in_x=c, in_y=1, weights=weights, bias=np.zeros(1, np.int64), trailers=np.zeros(1, np.int64),
                    coef_zero_point=0, input_zero_point=requant.stored_zero_point(x), output_zero_point=out_zp,
                    scale=requant.encode_scale(scale, target, what=op.name), out_x=c, out_y=1, relu=relu,
                    words=words, note=f"NHWC input as {n} planes of {c} pixels: {note}")
-    program.steps.append(build_nn_job(spec, target).job)
+    program.steps.append(spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip.jobs import Program, Ref
+from .npu_program import Program, Ref
 from ..hw.target import Target
 from ..ir import Op, Tensor
 from . import requant

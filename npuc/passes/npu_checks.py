@@ -12,7 +12,7 @@ import numpy as np
 
 from ..backend_vip import coeffs
 from ..hw.descriptors import NN_DESCRIPTOR
-from ..backend_vip.jobs import NPU_ELEMENT_TYPES
+from .npu_program import NPU_ELEMENT_TYPES
 from ..hw.target import Target
 from ..ir import Graph, Op, Tensor
 from . import elementwise, lower_add, lower_lut, lower_pad, requant, stride2

@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..backend_vip.jobs import Program
+from .npu_program import Program
 from ..hw.target import Target
 from ..ir import Graph, Op
 from . import npu_checks as k
 from .lower_add import lower_add
 from .lower_alias import lower_reshape
 from .lower_concat import lower_concatenation, lower_split
-from .lower_conv import lower_conv2d
-from .lower_depthwise import lower_depthwise
+from .lower_conv import lower_conv2d, lower_depthwise
 from .lower_fc import lower_fully_connected
 from .lower_lut import LUT_OPCODES, lower_lut
 from .lower_pad import lower_pad

@@ -11,14 +11,47 @@ an NPU operator meets a host operator or the graph's edge (``Program.operand``).
 
 from __future__ import annotations
 
-from ..backend_vip.jobs import TFLITE, HostCall, Program, TPJob
+from .npu_program import TFLITE, HostCall, Program, TPOp
 from ..hw.target import Target
+from contextlib import contextmanager
+from typing import Iterator
+
 from ..errors import LimitError, UnsupportedError
 from ..ir import Graph, Op
 from ..host import CONTROL_FLOW, fold
 from .npu_ops import NPU_LOWERINGS
+from .npu_program import TFLITE, HostCall, Program
 
 HOST = "HOST"
+
+
+class NpuRefusal(Exception):
+    """A hardware limit met after lowering (by the scheduler or an encoder): operator ``op`` must run on the host.
+
+    The driver compiles again with the operator placed on the host and
+    ``reason`` shown for it, as when lowering itself finds such a limit.
+    """
+
+    def __init__(self, op: int, reason: str) -> None:
+        super().__init__(f"operator {op}: {reason}")
+        self.op, self.reason = op, reason
+
+    @staticmethod
+    @contextmanager
+    def on_limits(program: Program, op: int) -> Iterator[None]:
+        """Turn a LimitError or UnsupportedError raised for the jobs of model operator ``op`` into an NpuRefusal
+        (conversions at the graph's edge, op -1, belong to no operator: their errors stay what they are)."""
+        try:
+            yield
+        except (LimitError, UnsupportedError) as e:
+            found = program.ops_by_index().get(op)
+            if found is None:
+                raise
+            raise NpuRefusal(op, _reason(found, e)) from None
+
+
+def _reason(op: Op, e: Exception) -> str:
+    return str(e).removeprefix(f"{op.name}: ").removeprefix(f"operator {op.name}: ")
 
 
 def npu_refusal(graph: Graph, op: Op, target: Target, exact: bool = False) -> str | None:
@@ -43,15 +76,19 @@ def npu_refusal(graph: Graph, op: Op, target: Target, exact: bool = False) -> st
     return why
 
 
-def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True, exact: bool = False) -> Program:
-    """Lower every op, in execution order, into NPU jobs or host calls.
+def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True, exact: bool = False,
+                refused: dict[int, str] | None = None) -> Program:
+    """Lower every op, in execution order, into NPU operations or host calls.
 
     ``npu=False`` puts everything on the host (the reference configuration);
-    ``exact`` keeps on the NPU only what it computes bit-identically to TFLite.
+    ``exact`` keeps on the NPU only what it computes bit-identically to TFLite;
+    ``refused`` names operators a later stage found the NPU cannot run (NpuRefusal), with why.
+    The program works on a copy of ``graph`` (lowering adds tensors), so ``graph`` stays as it is.
     """
-    program = Program(graph, target)
+    program = Program(graph.copy(), target)
+    refused = refused or {}
     for op in order:
-        reason = npu_refusal(graph, op, target, exact) if npu else "NPU disabled"
+        reason = refused.get(op.index) or (npu_refusal(graph, op, target, exact) if npu else "NPU disabled")
         if reason is None:
             reason = _lower_on_npu(program, op, target)
         if reason is None:
@@ -83,7 +120,7 @@ def _lower_on_npu(program: Program, op: Op, target: Target) -> str | None:
         lowering.lower(program, op, target)
     except (LimitError, UnsupportedError) as e:
         program.rollback(state)
-        return str(e).removeprefix(f"{op.name}: ").removeprefix(f"operator {op.name}: ")
+        return _reason(op, e)
     program.units[op.index] = (lowering.unit, "")
     return None
 
@@ -106,6 +143,3 @@ def unit_counts(program: Program) -> dict[str, int]:
         counts[unit] = counts.get(unit, 0) + 1
     return counts
 
-
-def tp_job_count(program: Program) -> int:
-    return sum(isinstance(s, TPJob) for s in program.steps)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..hw.descriptors import NN_DESCRIPTOR
-from ..backend_vip.jobs import INT8_OFFSET, npu_bytes, npu_quant, shifted_on_npu
+from .npu_program import INT8_OFFSET, npu_bytes, npu_quant, shifted_on_npu
 from ..hw.target import Target
 from ..errors import LimitError
 from ..ir import Tensor

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend_vip import coeffs
-from ..backend_vip.jobs import INT8_OFFSET, npu_bytes
+from .npu_program import INT8_OFFSET, npu_bytes
 from ..hw.target import Target
 from ..ir import Tensor
 from ..host.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier

@@ -11,16 +11,14 @@ NN cores only convolve at stride 1.  A stride-2 convolution is either
   VALID convolution over the reshuffled image gives the result (one more TP
   job and its DRAM traffic, but a quarter of the MACs of pooling).
 
-Lowerings estimate both (:mod:`npuc.hw.perf`) and keep the cheaper.
+The scheduler estimates both (:mod:`npuc.scheduler.reshuffle`) and keeps the cheaper; this module
+holds the geometry both share.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip import tp_jobs
-from ..backend_vip.jobs import PLANAR, Program
-from ..hw.perf import Cost, estimate_tp_moves
 from ..hw.target import Target
 from .conv_params import ConvGeometry
 
@@ -57,22 +55,3 @@ def reshuffle_weights(weights: np.ndarray, zero_point: int) -> np.ndarray:
     padded[:, :, :kh, :kw] = weights
     phased = padded.reshape(oc, ic, hh, PHASES, hw, PHASES).transpose(0, 1, 3, 5, 2, 4)  # [oc][c][py][px][i][j]
     return np.ascontiguousarray(phased.reshape(oc, ic * PHASES * PHASES, hh, hw))
-
-
-def reshuffle_cost(geo: ConvGeometry, target: Target) -> Cost:
-    """Estimated cost of the TP reshuffle, before it is built (its moves split over the TP cores)."""
-    rows, cols = reshuffled_size(geo)
-    total = rows * cols * geo.in_c * PHASES * PHASES
-    share = -(-total // target.tp_cores)
-    return estimate_tp_moves([share] * target.tp_cores, target)
-
-
-def add_reshuffle(program: Program, op: int, src: int, geo: ConvGeometry, target: Target) -> int:
-    """Append the TP reshuffle of planar ``src`` and return the new planar tensor it writes."""
-    t = program.graph.tensors[src]
-    rows, cols = reshuffled_size(geo)
-    dst = program.new_tensor(f"{t.name} (space-to-depth)", (1, rows, cols, geo.in_c * PHASES * PHASES),
-                             t.dtype, t.quant, PLANAR)
-    program.steps.append(tp_jobs.reshuffle(program, op, src, dst, geo.k_h, geo.k_w, geo.pad_top, geo.pad_left,
-                                           target))
-    return dst

@@ -1,4 +1,4 @@
-"""DEPTHWISE_CONV_2D: native depthwise jobs (v8), or dense convolutions over channel groups (v7).
+"""DEPTHWISE_CONV_2D layers as NN jobs: native depthwise jobs (v8), or dense convolutions over channel groups (v7).
 
 Cores with a depthwise mode (``Target.native_depthwise``, v8) run the layer as
 one job whose kernel o reads input plane o only (one per group of channels
@@ -19,9 +19,9 @@ the group's g planes (the input Ref starts at the group's first plane), whose
 kernels are the group's diagonal block of Mesa's expansion, and whose trailers
 put each output plane in place.  g trades coefficient bytes and MACs (both
 grow with g) against per-job overhead (more jobs for small g); it is chosen
-per layer by the cost model, for each way of handling stride 2 (:mod:`stride2`).
+per layer by the cost model, for each way of handling stride 2 (passes/stride2.py, reshuffle.py).
 With per-channel weights each group of channels is further split by weight
-scale (:mod:`scale_groups`): one job per scale group, each reading the group's
+scale (passes/scale_groups.py): one job per scale group, each reading the group's
 g planes and computing only its own channels.
 """
 
@@ -31,14 +31,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..backend_vip.jobs import NNJob, Program, Ref
 from ..hw.perf import Cost
 from ..hw.target import Target
-from ..ir import Op
-from . import stride2
-from .conv_params import ConvGeometry, planar_operands, uses_relu, weighted_layer
-from .nn_job import ConvJob, build_nn_job
-from .scale_groups import WeightedLayer, scale_groups
+from ..passes import stride2
+from ..passes.conv_params import ConvGeometry
+from ..passes.npu_program import ConvOp, LayerOp, Program, Ref
+from ..passes.scale_groups import WeightedLayer, scale_groups
+from .nn_schedule import schedule_conv
+from .reshuffle import add_reshuffle, reshuffle_cost
 
 #: Channel-group sizes tried (plus the whole layer when it has fewer channels than the largest).
 #: Beyond 128 both the coefficient bytes per channel and the MACs only grow; below 16 a core
@@ -54,22 +54,22 @@ _CHANNEL_AXIS = 3
 class _Layer:
     """What every group job of the layer shares."""
 
-    op: Op
-    geo: ConvGeometry
+    layer: LayerOp
     weights: WeightedLayer    # kernels [C][KH][KW]
-    in_zp: int
-    out_zp: int
-    relu: bool
     target: Target
 
-    def group(self, mode: str, first: int, count: int, src: int, dst: int) -> list[ConvJob]:
+    @property
+    def geo(self) -> ConvGeometry:
+        return self.layer.geo
+
+    def group(self, mode: str, first: int, count: int, src: int, dst: int) -> list[ConvOp]:
         """The jobs computing channels first .. first + count - 1 of the layer: one per scale group among them.
 
         Every job reads the count planes of the range; its kernels are the rows
         of the range's diagonal block for its own channels.
         """
         geo = self.geo
-        groups = scale_groups(self.weights, np.arange(first, first + count), self.target, self.op.name)
+        groups = scale_groups(self.weights, np.arange(first, first + count), self.target, self.layer.name)
         plane = geo.out_h * geo.out_w
         jobs = []
         for g in groups:
@@ -88,12 +88,13 @@ class _Layer:
                 image = dict(input=Ref(src, first * geo.in_h * geo.in_w), in_x=geo.in_w, in_y=geo.in_h,
                              offset_x=-geo.pad_left, offset_y=-geo.pad_top)
             subset = "" if len(groups) == 1 else f" ({len(rows)} by weight scale)"
-            jobs.append(ConvJob(
-                name=f"{self.op.name} depthwise channels {first}-{first + count - 1}{subset}", op=self.op.index,
+            jobs.append(ConvOp(
+                name=f"{self.layer.name} depthwise channels {first}-{first + count - 1}{subset}", op=self.layer.op,
                 output=Ref(dst, first * plane), weights=weights, bias=g.bias, trailers=rows * plane,
-                coef_zero_point=zp, input_zero_point=self.in_zp, output_zero_point=self.out_zp, scale=g.scale,
+                coef_zero_point=zp, input_zero_point=self.layer.in_zp, output_zero_point=self.layer.out_zp,
+                scale=g.scale,
                 out_x=geo.out_w, out_y=geo.out_h, first_pixel=mode == POOLED, strided=geo.stride > 1,
-                relu=self.relu, **image))
+                relu=self.layer.relu, **image))
         return jobs
 
 
@@ -128,12 +129,12 @@ def estimate(layer: _Layer, mode: str, size: int, target: Target) -> Cost:
     for first, count in ranges:
         total += _cost(layer.group(mode, first, count, 0, 0), target)
     if mode == RESHUFFLED:
-        total += stride2.reshuffle_cost(layer.geo, target)
+        total += reshuffle_cost(layer.geo, target)
     return total
 
 
-def _cost(specs: list[ConvJob], target: Target) -> Cost:
-    return sum((build_nn_job(spec, target).cost for spec in specs), Cost())
+def _cost(specs: list[ConvOp], target: Target) -> Cost:
+    return sum((schedule_conv(spec, target).cost for spec in specs), Cost())
 
 
 #: Estimated times this close to the fastest count as equal: the cost model's
@@ -157,44 +158,41 @@ def native_allowed(geo: ConvGeometry, target: Target) -> bool:
             and (geo.out_c == 1 or geo.out_c >= target.nn_cores))
 
 
-def native_jobs(layer: _Layer, src: int, dst: int) -> list[ConvJob] | None:
+def native_jobs(layer: _Layer, src: int, dst: int) -> list[ConvOp] | None:
     """One native depthwise job per group of consecutive channels sharing a post multiplier; None when a
     group's channel count has no known kernel order (more than one, fewer than the NN cores)."""
     geo, cores = layer.geo, layer.target.nn_cores
     plane_in, plane_out = geo.in_h * geo.in_w, geo.out_h * geo.out_w
-    groups = scale_groups(layer.weights, np.arange(geo.out_c), layer.target, layer.op.name)
+    groups = scale_groups(layer.weights, np.arange(geo.out_c), layer.target, layer.layer.name)
     if any(1 < len(g.channels) < cores for g in groups):
         return None
     jobs = []
     for g in groups:
         first = int(g.channels[0])
-        jobs.append(ConvJob(
-            name=f"{layer.op.name} depthwise" + (f" channels {first}-{int(g.channels[-1])}"
+        jobs.append(ConvOp(
+            name=f"{layer.layer.name} depthwise" + (f" channels {first}-{int(g.channels[-1])}"
                                                  if len(g.channels) < geo.out_c else ""),
-            op=layer.op.index, input=Ref(src, first * plane_in), output=Ref(dst, first * plane_out),
+            op=layer.layer.op, input=Ref(src, first * plane_in), output=Ref(dst, first * plane_out),
             in_x=geo.in_w, in_y=geo.in_h, weights=g.kernels[:, None], bias=g.bias,
             trailers=(g.channels - first) * plane_out, coef_zero_point=g.coef_zero_point,
-            input_zero_point=layer.in_zp, output_zero_point=layer.out_zp, scale=g.scale, out_x=geo.out_w,
+            input_zero_point=layer.layer.in_zp, output_zero_point=layer.layer.out_zp, scale=g.scale, out_x=geo.out_w,
             out_y=geo.out_h, offset_x=-geo.pad_left, offset_y=-geo.pad_top, first_pixel=geo.stride > 1,
-            strided=geo.stride > 1, relu=layer.relu, depthwise=True,
+            strided=geo.stride > 1, relu=layer.layer.relu, depthwise=True,
             note="native depthwise" + (", stride 2 as first-pixel pooling" if geo.stride > 1 else "")))
     return jobs
 
 
-def lower_depthwise(program: Program, op: Op, target: Target) -> None:
-    """Append the jobs of a DEPTHWISE_CONV_2D (constraints in npu_ops already checked)."""
-    c = planar_operands(program, op)
-    geo, src, dst = c.geo, c.src, c.dst
-    weights = weighted_layer(program.graph, op, _CHANNEL_AXIS)
-    weights = replace(weights, kernels=weights.kernels[:, 0])    # [C][1][KH][KW] -> [C][KH][KW]
-    layer = _Layer(op, geo, weights, c.in_zp, c.out_zp, uses_relu(op), target)
+def depthwise_jobs(program: Program, layer_op: LayerOp, target: Target) -> list:
+    """The steps (NN jobs, a TP reshuffle) of a DEPTHWISE_CONV_2D layer."""
+    geo, src, dst = layer_op.geo, layer_op.src, layer_op.dst
+    weights = replace(layer_op.layer, kernels=layer_op.layer.kernels[:, 0])    # [C][1][KH][KW] -> [C][KH][KW]
+    layer = _Layer(layer_op, weights, target)
     specs = native_jobs(layer, src, dst) if native_allowed(geo, target) else None
     if specs is not None:
-        for spec in specs:
-            if len(specs) > 1:
+        if len(specs) > 1:
+            for spec in specs:
                 spec.note += f"; {len(specs)} jobs by weight scale"
-            program.steps.append(build_nn_job(spec, target).job)
-        return
+        return specs
     if geo.stride == 1:
         modes = [DIRECT]
     else:
@@ -202,14 +200,14 @@ def lower_depthwise(program: Program, op: Op, target: Target) -> None:
     choices = {(mode, size): estimate(layer, mode, size, target)
                for mode in modes for size in group_sizes(geo.out_c)}
     mode, size = pick_cheapest(choices)
+    steps: list = []
     if mode == RESHUFFLED:
-        src = stride2.add_reshuffle(program, op.index, src, geo, target)
+        src = add_reshuffle(program, steps, layer_op.op, src, geo)
     groups = _groups(geo.out_c, size)
     specs = [spec for first, count in groups for spec in layer.group(mode, first, count, src, dst)]
     note = f"depthwise as {len(groups)} dense job(s) of {size} channels, {mode}"
     if len(specs) > len(groups):
         note += f"; {len(specs)} jobs by weight scale"
     for spec in specs:
-        job: NNJob = build_nn_job(spec, target).job
-        job.note = note
-        program.steps.append(job)
+        spec.note = note
+    return steps + specs

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip.jobs import Program, Ref, step_reads, step_writes
+from ..passes.npu_program import Program, Ref, step_reads, step_writes
 from ..errors import LimitError, UnsupportedError
 from ..ir import Graph
 from ..vipbin import MAX_BUFFER_BYTES

@@ -6,7 +6,7 @@ are split over the NN cores, and each core's share is cut into
 ``superblocks`` rounds of ``kernels_per_core`` kernels.  The input rows of a
 tile (``tile_y`` plus the kernel's halo) must fit the input buffer
 (``input_buffer_depth`` rows per interleave step).  The rules are Mesa's, one
-per NN core generation (``Target.tiling_rule``), whose descriptors were
+per NN core generation (``Target.tiling_rule``; its constants are in hw/target.py), whose descriptors were
 validated on hardware, written in the hardware's frame (x = the contiguous
 axis): Mesa derives the tile width from TFLite's H and the halo from the
 kernel's W, which is the same thing for the square maps and kernels it runs.
@@ -28,18 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..hw.descriptors import (NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_DESCRIPTOR,
-                                       NN_PARTIAL_CACHE_PATTERNS)
-from ..hw.target import TILING_V7, TILING_V8, Target
+                              NN_PARTIAL_CACHE_PATTERNS)
+from ..hw.target import (POINTWISE_ACCUM_DIVISOR, TILING_V7, TILING_V8, V8_ACCUM_SHARE, V8_TILE_BURST, V8_TILE_Y_MAX,
+                         Target)
 
-#: Mesa caps kernels per core per superblock at 127 (the 7-bit descriptor field) and, on v7 for
-#: 1x1 kernels, at a third of the accumulation buffer (vipnano-nn.md 5.1); on v8 at 6/9 of it for
-#: every kernel (5.2).
-_POINTWISE_ACCUM_DIVISOR = 3
-_V8_ACCUM_SHARE = (6, 9)
-#: v8: Mesa's cap on the tile height (its best setting on MobileDet) and the burst a tile's pixels
-#: are counted in when sizing superblocks.
-_V8_TILE_Y_MAX = 4
-_V8_TILE_BURST = 64
 
 
 def _ceil(a: int, b: int) -> int:
@@ -91,7 +83,7 @@ def plan_tiling(out_x: int, out_y: int, kernel_x: int, kernel_y: int, out_channe
     tile_y = target.input_buffer_depth * mode - kernel_y + 1
     tile_y = min(tile_y, mode * target.accum_buffer_depth, out_y)
     if v8:
-        tile_y = min(tile_y, _V8_TILE_Y_MAX)
+        tile_y = min(tile_y, V8_TILE_Y_MAX)
     if strided and tile_y % 2:
         tile_y -= 1
     tile_y = max(tile_y, 1)
@@ -101,14 +93,14 @@ def plan_tiling(out_x: int, out_y: int, kernel_x: int, kernel_y: int, out_channe
     if not v8:
         fit = abd * mode // tile_y
         if kernel_x == 1:
-            fit = min(fit, abd // _POINTWISE_ACCUM_DIVISOR)
+            fit = min(fit, abd // POINTWISE_ACCUM_DIVISOR)
     else:
         stride = 2 if strided else 1
         if kernel_x == 1:
             fit = abd // _ceil(tile_y, mode)
         else:
-            fit = abd // (_ceil(_ceil(tile_y * tile_x, stride), _V8_TILE_BURST) * stride)
-        fit = min(fit, abd * _V8_ACCUM_SHARE[0] // _V8_ACCUM_SHARE[1])
+            fit = abd // (_ceil(_ceil(tile_y * tile_x, stride), V8_TILE_BURST) * stride)
+        fit = min(fit, abd * V8_ACCUM_SHARE[0] // V8_ACCUM_SHARE[1])
     fit = max(min(fit, per_core, NN_DESCRIPTOR["kernels_per_core"].mask), 1)
     rounds = _ceil(out_channels, target.nn_cores * fit)
     kernels = _ceil(out_channels, rounds * target.nn_cores)
@@ -124,43 +116,58 @@ def image_cache_bytes(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels:
     return _align(_align(tile, target.image_cache_tile_align) * in_channels, target.sram_cache_align)
 
 
-def sram_fields(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels: int, out_channels: int,
-                coef_cache_bytes: int, target: Target) -> dict[str, int]:
-    """The descriptor's SRAM cache fields.
+@dataclass(frozen=True)
+class SramPlan:
+    """Where a job keeps its coefficients and its input tile in on-chip SRAM (byte addresses).
 
-    ``coef_cache_bytes`` is what the kernel cache must hold (the encoding's
-    ``cache_bytes``).  Without SRAM caching on the target both modes are 0 and
-    the regions are what Mesa writes with them.
+    Modes are the descriptor's cache modes (NN_CACHE_NONE, _PARTIAL, _FULL);
+    ``kernel_pattern`` the (msb, low, high) of a partial kernel cache.
+    """
+
+    kernel_mode: int
+    kernel_pattern: tuple[int, int, int]
+    kernel_start: int
+    kernel_end: int
+    image_mode: int
+    image_start: int
+    image_end: int
+
+    @property
+    def kernel_room(self) -> int:
+        """Bytes of coefficients the kernel cache holds."""
+        return max(self.kernel_end - self.kernel_start, 0)
+
+
+def plan_sram(tiling: Tiling, kernel_x: int, kernel_y: int, in_channels: int, out_channels: int,
+              coef_cache_bytes: int, target: Target) -> SramPlan:
+    """The job's SRAM caches.
+
+    ``coef_cache_bytes`` is what the kernel cache must hold (the coefficient
+    plan's ``cache_bytes``).  Without SRAM caching on the target both modes
+    are off and the regions are what Mesa writes with them.
     """
     start = target.sram_reserved_bytes
     sram = target.sram_bytes
     image = image_cache_bytes(tiling, kernel_x, kernel_y, in_channels, target)
-    f: dict[str, int] = {"kernel_cache_start_address": start}
     if start + coef_cache_bytes + image < sram:
-        f.update(kernel_caching_mode=NN_CACHE_FULL, kernel_pattern_msb=0, kernel_pattern_low=0,
-                 kernel_pattern_high=0,
-                 kernel_cache_end_address=max(min(_align(start + coef_cache_bytes, target.sram_cache_align), sram),
-                                              target.kernel_cache_min_end))
+        kernel_mode, pattern = NN_CACHE_FULL, (0, 0, 0)
+        kernel_end = max(min(_align(start + coef_cache_bytes, target.sram_cache_align), sram),
+                         target.kernel_cache_min_end)
     else:
         _, msb, low, high = next(p for p in NN_PARTIAL_CACHE_PATTERNS if out_channels >= p[0])
-        f.update(kernel_caching_mode=NN_CACHE_PARTIAL, kernel_pattern_msb=msb, kernel_pattern_low=low,
-                 kernel_pattern_high=high, kernel_cache_end_address=0)
+        kernel_mode, pattern = NN_CACHE_PARTIAL, (msb, low, high)
         if start + coef_cache_bytes >= sram:
-            f["kernel_cache_end_address"] = sram
-            image = 0
+            kernel_end, image = sram, 0
         elif image > sram:
-            image = 0
+            kernel_end, image = 0, 0
         else:
-            f["kernel_cache_end_address"] = sram - image
+            kernel_end = sram - image
     if image == 0:
-        f.update(image_caching_mode=NN_CACHE_NONE, image_cache_start_address=0, image_cache_end_address=start)
+        image_mode, image_start, image_end = NN_CACHE_NONE, 0, start
     elif image >= start:
-        first = f["kernel_cache_end_address"]
-        f.update(image_caching_mode=NN_CACHE_FULL, image_cache_start_address=first,
-                 image_cache_end_address=min(first + image, sram))
+        image_mode, image_start, image_end = NN_CACHE_FULL, kernel_end, min(kernel_end + image, sram)
     else:
-        f.update(image_caching_mode=NN_CACHE_FULL, image_cache_start_address=0, image_cache_end_address=start)
+        image_mode, image_start, image_end = NN_CACHE_FULL, 0, start
     if not target.sram_caching:
-        f.update(kernel_caching_mode=NN_CACHE_NONE, image_caching_mode=NN_CACHE_NONE)
-    return f
-
+        kernel_mode, image_mode = NN_CACHE_NONE, NN_CACHE_NONE
+    return SramPlan(kernel_mode, pattern, start, kernel_end, image_mode, image_start, image_end)
