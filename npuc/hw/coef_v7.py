@@ -13,12 +13,17 @@ output plane offset) after its last.  The weights of a kernel slice are taken in
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .fields import Layout, fields_from_rows
 
-if TYPE_CHECKING:
-    from .target import Target
+
+class CoreCount(Protocol):
+    """What the size table depends on (a Target has both; target.py itself imports this module)."""
+
+    nn_cores: int
+    coef_align: int
+
 
 #: Header of every per-core stream: zero-run field width, then the core's kernel count.
 STREAM_HEADER = Layout("coef_stream_header_v7", 1, fields_from_rows([
@@ -43,7 +48,7 @@ ORDER_POINTWISE = "pointwise-6"
 
 
 @lru_cache(maxsize=None)
-def core_size_table(target: "Target") -> Layout:
+def core_size_table(target: CoreCount) -> Layout:
     """The table of per-core stream sizes (bytes, ``coef_align`` multiples) that starts a buffer."""
     words = -(-target.nn_cores * 4 // target.coef_align) * target.coef_align // 4
     return Layout("coef_core_sizes_v7", words,

@@ -16,6 +16,7 @@ from .npu_program import PLANAR, Program
 from ..ir import Graph, Op
 from . import requant
 from .scale_groups import WeightedLayer
+from .layouts import operand, produce
 
 #: TFLite's quantized range of the stored 8-bit values.
 U8_MAX = 255
@@ -125,4 +126,4 @@ def planar_operands(program: Program, op: Op) -> ConvOperands:
     g = program.graph
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     return ConvOperands(ConvGeometry.from_op(g, op), requant.stored_zero_point(x), requant.stored_zero_point(y),
-                        program.operand(op.inputs[0], PLANAR, op.index), program.produce(op.outputs[0], PLANAR))
+                        operand(program, op.inputs[0], PLANAR, op.index), produce(program, op.outputs[0], PLANAR))

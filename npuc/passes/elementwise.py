@@ -14,6 +14,7 @@ from .npu_program import NHWC, PLANAR, ConvOp, Program, Ref
 from ..hw.target import Target
 from ..ir import Graph, Op
 from . import requant
+from .layouts import existing
 
 #: Mesa's preferred image heights (the descriptor's y) for the reshaped tensors, then any divisor below 64.
 _PREFERRED_ROWS = (128, 64, 32)
@@ -47,7 +48,7 @@ def image_rows(pixels: int, elements: int) -> int | None:
 
 def npu_layout(program: Program, tensor: int) -> str:
     """The NPU layout an element-wise job should use for ``tensor``: planar if that exists, else NHWC (no TP job)."""
-    return PLANAR if PLANAR in program.existing(tensor) else NHWC
+    return PLANAR if PLANAR in existing(program, tensor) else NHWC
 
 
 def requantizing_copy(program: Program, op: Op, src: int, dst: int, target: Target, why: str,

@@ -36,6 +36,7 @@ from ..ir import Graph, Op
 from . import requant
 from .conv_params import uses_relu
 from .elementwise import image_rows, requantizing_copy
+from .layouts import operand, produce
 
 #: Weights are 8-bit values with coefficient zero point 0.
 WEIGHT_MAX = 255
@@ -103,10 +104,10 @@ def lower_add(program: Program, op: Op, target: Target) -> None:
     """
     g = program.graph
     a_t, b_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
-    a = _own_storage(program, op, program.operand(op.inputs[0], PLANAR, op.index), set(), target)
-    b = _own_storage(program, op, program.operand(op.inputs[1], PLANAR, op.index), {a}, target)
+    a = _own_storage(program, op, operand(program, op.inputs[0], PLANAR, op.index), set(), target)
+    b = _own_storage(program, op, operand(program, op.inputs[1], PLANAR, op.index), {a}, target)
     program.adjacent.append([a, b])
-    dst = program.produce(op.outputs[0], PLANAR)
+    dst = produce(program, op.outputs[0], PLANAR)
 
     n = y_t.num_elements
     z0, z1, zo = (requant.stored_zero_point(t) for t in (a_t, b_t, y_t))

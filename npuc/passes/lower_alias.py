@@ -16,6 +16,7 @@ import numpy as np
 from .npu_program import NHWC, PLANAR, Program, Ref
 from ..hw.target import Target
 from ..ir import Op
+from .layouts import existing, operand, produce
 
 
 def storage_order(shape: tuple[int, ...], layout: str) -> np.ndarray:
@@ -37,14 +38,14 @@ def lower_reshape(program: Program, op: Op, target: Target) -> None:
     g = program.graph
     src, dst = op.inputs[0], op.outputs[0]
     in_shape, out_shape = g.tensors[src].shape, g.tensors[dst].shape
-    for in_layout, version in list(program.existing(src).items()):
+    for in_layout, version in list(existing(program, src).items()):
         out_layouts = {NHWC: (NHWC, PLANAR), PLANAR: (PLANAR, NHWC)}.get(in_layout, (in_layout,))
         for out_layout in out_layouts:
             if np.array_equal(storage_order(in_shape, in_layout), storage_order(out_shape, out_layout)):
                 _alias(program, dst, version, out_layout)
                 return
-    _alias(program, dst, program.operand(src, NHWC, op.index), NHWC)
+    _alias(program, dst, operand(program, src, NHWC, op.index), NHWC)
 
 
 def _alias(program: Program, dst: int, view_of: int, layout: str) -> None:
-    program.aliases[program.produce(dst, layout)] = Ref(view_of)
+    program.aliases[produce(program, dst, layout)] = Ref(view_of)

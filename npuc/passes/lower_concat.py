@@ -17,6 +17,7 @@ from ..hw.target import Target
 from ..ir import Op
 from .elementwise import FLOAT_WEIGHT, requantizing_copy
 from .lower_quantize import same_npu_bytes
+from .layouts import operand, produce
 
 #: TP PAD with no padding: a plain copy.
 _NO_PADDING = ((0, 0), (0, 0), (0, 0))
@@ -31,10 +32,10 @@ def _movable(program: Program, t: int, seen: set[int]) -> bool:
 def lower_concatenation(program: Program, op: Op, target: Target) -> None:
     """The output holds every input's planes in order (constraints in npu_ops already checked)."""
     g = program.graph
-    out = program.produce(op.outputs[0], PLANAR)
+    out = produce(program, op.outputs[0], PLANAR)
     offset, seen = 0, set()
     for t in op.inputs:
-        src = program.operand(t, PLANAR, op.index)
+        src = operand(program, t, PLANAR, op.index)
         requantized = not same_npu_bytes(g.tensors[t], g.tensors[op.outputs[0]])
         if not requantized and _movable(program, src, seen):
             program.aliases[src] = Ref(out, offset)
@@ -55,8 +56,8 @@ def lower_split(program: Program, op: Op, target: Target) -> None:
     """Each output is a view of the input's planes (SPLIT and SPLIT_V; constraints already checked)."""
     g = program.graph
     data = op.inputs[1] if op.opcode == "SPLIT" else op.inputs[0]
-    src = program.operand(data, PLANAR, op.index)
+    src = operand(program, data, PLANAR, op.index)
     offset = 0
     for t in op.outputs:
-        program.aliases[program.produce(t, PLANAR)] = Ref(src, offset)
+        program.aliases[produce(program, t, PLANAR)] = Ref(src, offset)
         offset += g.tensors[t].nbytes

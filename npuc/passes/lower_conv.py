@@ -12,8 +12,6 @@ the scheduler's choice: scheduler/conv_jobs.py and depthwise_jobs.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..hw.target import Target
 from ..ir import Op
 from .conv_params import planar_operands, uses_relu, weighted_layer

@@ -17,6 +17,7 @@ from ..hw.target import Target
 from ..ir import Op
 from .conv_params import uses_relu, weighted_layer
 from .requant import stored_zero_point
+from .layouts import operand, produce
 
 #: TFLite's FULLY_CONNECTED weights are [units][inputs].
 _UNIT_AXIS = 0
@@ -27,8 +28,8 @@ def lower_fully_connected(program: Program, op: Op, target: Target) -> None:
     multiplier (scheduler/conv_jobs.py)."""
     g = program.graph
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-    src = program.operand(op.inputs[0], NHWC, op.index)
-    dst = program.produce(op.outputs[0], PLANAR)
+    src = operand(program, op.inputs[0], NHWC, op.index)
+    dst = produce(program, op.outputs[0], PLANAR)
     program.steps.append(LayerOp(FULLY_CONNECTED, op.name, op.index, src, dst, None,
                                  weighted_layer(g, op, _UNIT_AXIS), stored_zero_point(x), stored_zero_point(y),
                                  uses_relu(op)))

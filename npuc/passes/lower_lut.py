@@ -23,6 +23,7 @@ from ..ir import Graph, Op, Tensor
 from ..host import fold
 from . import requant
 from .elementwise import npu_layout
+from .layouts import operand, produce
 
 #: Input zero points the fit tries besides the input's own (the middle and both ends of the byte range).
 _OTHER_INPUT_ZERO_POINTS = (BYTE_VALUES // 2, 0, BYTE_VALUES - 1)
@@ -81,6 +82,6 @@ def fitted_table(graph: Graph, op: Op) -> PwlTable | None:
 def lower_lut(program: Program, op: Op, target: Target) -> None:
     """One TP LUT job over the tensor as stored (constraints in npu_ops already checked)."""
     layout = npu_layout(program, op.inputs[0])
-    src = program.operand(op.inputs[0], layout, op.index)
-    dst = program.produce(op.outputs[0], layout)
+    src = operand(program, op.inputs[0], layout, op.index)
+    dst = produce(program, op.outputs[0], layout)
     program.steps.append(TPOp(op.opcode.lower(), op.index, src, dst, table=fitted_table(program.graph, op)))

@@ -17,6 +17,7 @@ from ..hw.descriptors import TP_MAX_Z_OVERFETCH
 from .npu_program import NHWC, PLANAR, Program, TPOp
 from ..hw.target import Target
 from ..ir import Graph, Op
+from .layouts import operand, produce
 
 #: TFLite's paddings tensor: [rank][before, after].
 _PAD_SIDES = 2
@@ -46,6 +47,6 @@ def lower_pad(program: Program, op: Op, target: Target) -> None:
     """One TP PAD job (constraints in npu_ops already checked)."""
     pads = paddings(program.graph, op)
     layout = pad_layout(pads)
-    src = program.operand(op.inputs[0], layout, op.index)
-    dst = program.produce(op.outputs[0], layout)
+    src = operand(program, op.inputs[0], layout, op.index)
+    dst = produce(program, op.outputs[0], layout)
     program.steps.append(TPOp("pad", op.index, src, dst, {"pads": pads[1:]}))

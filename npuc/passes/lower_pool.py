@@ -34,6 +34,7 @@ from ..hw.target import Target
 from ..ir import Graph, Op
 from . import requant
 from .conv_params import uses_relu
+from .layouts import operand, produce
 
 #: AVERAGE_POOL_2D's plane weight (coefficient zero point 0): large for precision, even so that
 #: half of it, the tie-break for even n, is a whole bias unit.
@@ -76,8 +77,8 @@ def _add_sum_job(program: Program, op: Op, target: Target, weight: int, extra_bi
     x = program.graph.tensors[op.inputs[0]]
     _, h, w, c = x.shape
     n = h * w
-    src = program.operand(op.inputs[0], NHWC, op.index)
-    dst = program.produce(op.outputs[0], PLANAR)
+    src = operand(program, op.inputs[0], NHWC, op.index)
+    dst = produce(program, op.outputs[0], PLANAR)
     weights = np.full((1, n, 1, 1), weight, dtype=np.uint8)
     words = requant.bias_words(np.full(1, extra_bias, np.int64), weights, 0, in_zp, target)
     spec = ConvOp(name=f"{op.name} mean of {h}x{w}", op=op.index, input=Ref(src), output=Ref(dst),

@@ -19,6 +19,7 @@ from ..hw.target import Target
 from ..ir import Op, Tensor
 from . import requant
 from .elementwise import npu_layout, requantizing_copy
+from .layouts import operand, produce
 
 
 def same_npu_bytes(a: Tensor, b: Tensor) -> bool:
@@ -31,8 +32,8 @@ def lower_quantize(program: Program, op: Op, target: Target) -> None:
     """A view or a requantizing job (constraints in npu_ops already checked)."""
     g = program.graph
     layout = npu_layout(program, op.inputs[0])
-    src = program.operand(op.inputs[0], layout, op.index)
-    dst = program.produce(op.outputs[0], layout)
+    src = operand(program, op.inputs[0], layout, op.index)
+    dst = produce(program, op.outputs[0], layout)
     if same_npu_bytes(g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]):
         program.aliases[dst] = Ref(src)
         return

@@ -204,7 +204,7 @@ class Program:
       SQUEEZE, channel slices of a concatenation).
     * ``units``: NN / TP / HOST per IR op, with the reason, for reports.
     * ``versions``: for every IR tensor, the tensor that holds its value in
-      each layout it is needed in (NHWC, PLANAR, TFLITE; see ``operand``).
+      each layout it is needed in (NHWC, PLANAR, TFLITE; see passes/layouts.py).
     """
 
     graph: Graph
@@ -240,92 +240,6 @@ class Program:
         old = self.layouts.setdefault(tensor, layout)
         if old != layout:
             raise ValueError(f"tensor {self.graph.tensors[tensor].describe()} needed as {layout} but stored {old}")
-
-    def produce(self, tensor: int, layout: str) -> int:
-        """Declare that the step being lowered writes ``tensor`` as ``layout``; returns the tensor to write.
-
-        ``layout`` is NHWC or PLANAR for NPU steps, TFLITE for host steps.  An
-        int8 tensor written by the NPU gets a uint8 version (see INT8_OFFSET);
-        otherwise the tensor itself is written.
-        """
-        t = self.graph.tensors[tensor]
-        key = self._key(t, layout)
-        have = self.versions.setdefault(tensor, {})
-        if key not in have:
-            if key != TFLITE and shifted_on_npu(t):
-                have[key] = self._new_version(t, key)
-            else:
-                self.set_layout(tensor, NHWC if key == TFLITE else key)
-                have[key] = tensor
-        return have[key]
-
-    def operand(self, tensor: int, layout: str, op: int) -> int:
-        """The tensor that holds ``tensor``'s value as ``layout``, converting on first need.
-
-        Graph inputs and host outputs exist as TFLITE, NPU outputs as PLANAR (or
-        NHWC).  A conversion is inserted once per tensor and layout: between
-        TFLite's int8 bytes and the NPU's uint8 bytes a host QUANTIZE step (an
-        exact XOR 0x80), between NHWC and PLANAR an alias when both layouts are
-        the same bytes (one pixel, or one channel), otherwise a TP transpose
-        (NHWC to planar) or detranspose (planar to NHWC).  Constants are
-        returned as they are.
-        """
-        t = self.graph.tensors[tensor]
-        if t.is_constant:
-            return tensor
-        have = self.existing(tensor)
-        key = self._key(t, layout)
-        if key in have:
-            return have[key]
-        if key == TFLITE:  # only NPU bytes exist
-            src = self.operand(tensor, NHWC, op)
-            self.set_layout(tensor, NHWC)
-            have[TFLITE] = tensor
-            self.steps.append(self._storage_change(op, src, tensor))
-            return tensor
-        other = PLANAR if key == NHWC else NHWC
-        dst = self._new_version(t, key)
-        if key == NHWC and PLANAR not in have:  # only TFLite's int8 bytes exist
-            self.steps.append(self._storage_change(op, have[TFLITE], dst))
-        else:
-            src = self.operand(tensor, other, op)
-            if same_bytes_in_both_layouts(t.shape):
-                self.aliases[dst] = Ref(src)
-            else:
-                self.steps.append(TPOp("transpose" if key == PLANAR else "detranspose", op, src, dst))
-        have[key] = dst
-        return dst
-
-    def existing(self, tensor: int) -> dict[str, int]:
-        """The versions of non-constant ``tensor`` made so far (a graph input exists as TFLITE)."""
-        have = self.versions.setdefault(tensor, {})
-        if not have:
-            self.produce(tensor, TFLITE)
-        return have
-
-    def _key(self, t: Tensor, layout: str) -> str:
-        return NHWC if layout == TFLITE and not shifted_on_npu(t) else layout
-
-    def _new_version(self, t: Tensor, layout: str) -> int:
-        """A tensor for ``t``'s value in NPU ``layout`` (uint8 bytes for an int8 tensor)."""
-        if shifted_on_npu(t):
-            return self.new_tensor(f"{t.name} (uint8 {layout})", t.shape, NPU_DTYPE, npu_quant(t), layout)
-        return self.new_tensor(f"{t.name} ({layout})", t.shape, t.dtype, t.quant, layout)
-
-    def _storage_change(self, op: int, src: int, dst: int) -> HostCall:
-        """A host step converting between TFLite's int8 bytes and the NPU's uint8 bytes of one tensor.
-
-        TFLite's QUANTIZE between int8 and uint8 with equal scales and zero
-        points INT8_OFFSET apart is exactly that conversion, and every host has
-        its kernel.
-        """
-        from ..host import fold
-
-        g = self.graph
-        convert = Op(index=op, opcode="QUANTIZE", inputs=[src], outputs=[dst])
-        name = f"{g.tensors[dst].name} from {g.tensors[src].dtype}"
-        kernel, params = fold(g, convert)
-        return HostCall(name, op, kernel.name, [src], [dst], params)
 
     def root(self, ref: Ref) -> Ref:
         """Follow aliases to the tensor that owns the bytes."""

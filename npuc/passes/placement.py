@@ -11,14 +11,14 @@ an NPU operator meets a host operator or the graph's edge (``Program.operand``).
 
 from __future__ import annotations
 
-from .npu_program import TFLITE, HostCall, Program, TPOp
-from ..hw.target import Target
 from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import LimitError, UnsupportedError
-from ..ir import Graph, Op
 from ..host import CONTROL_FLOW, fold
+from ..hw.target import Target
+from ..ir import Graph, Op
+from .layouts import operand, produce
 from .npu_ops import NPU_LOWERINGS
 from .npu_program import TFLITE, HostCall, Program
 
@@ -99,8 +99,8 @@ def lower_graph(graph: Graph, order: list[Op], target: Target, npu: bool = True,
             if op.opcode == "CUSTOM" or op.opcode in CONTROL_FLOW:
                 raise
             raise UnsupportedError(f"{e}; it cannot run on the NPU either ({reason})") from None
-        ins = [None if t is None else program.operand(t, TFLITE, op.index) for t in op.inputs]
-        outs = [program.produce(t, TFLITE) for t in op.outputs]
+        ins = [None if t is None else operand(program, t, TFLITE, op.index) for t in op.inputs]
+        outs = [produce(program, t, TFLITE) for t in op.outputs]
         program.steps.append(HostCall(op.name, op.index, kernel.name, ins, outs, params))
         program.units[op.index] = (HOST, reason)
     return program
@@ -129,7 +129,7 @@ def graph_outputs(program: Program) -> list[int]:
     """The graph outputs as TFLite stores them (converted if the NPU left them planar or as uint8), with their names."""
     outs = []
     for t in program.graph.outputs:
-        nhwc = program.operand(t, TFLITE, -1)
+        nhwc = operand(program, t, TFLITE, -1)
         if nhwc != t:
             original = program.graph.tensors[t]
             program.graph.tensors[nhwc].name, original.name = original.name, f"{original.name} (planar)"
