@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +9,8 @@ from . import vipbin
 from .backend_vip.emit import EmitStats, emit_blob
 from .backend_vip.jobs import Program
 from .hw.target import get_target
-from .errors import InputError, ModelError
-from .frontend_tflite import load_tflite
+from .files import read_labels_text, write_atomically  # noqa: F401  (write_atomically: where it used to live)
+from .frontend_tflite import parse_tflite, read_model
 from .ir import Op
 from .passes.fold_constants import fold_constants
 from .passes.inputs import image_normalization
@@ -42,7 +40,8 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
     TFLite; ``split_steps`` gives every NPU job its own submit (for per-layer checks).
     """
     target = get_target(target_name)
-    graph = load_tflite(model_path)                          # frontend: flatbuffer -> validated IR
+    model_bytes = read_model(model_path)                     # read once: parsed here, hashed into the blob
+    graph = parse_tflite(model_bytes, str(Path(model_path)))  # frontend: flatbuffer -> validated IR
     resolve_variables(graph)                                 # a stateful model's variables as state tensors
     folded = fold_constants(graph)                           # constants and static shapes computed once
     program = lower_graph(graph, graph.topological_order(), target, npu, exact)  # NN / TP / HOST, NPU layouts
@@ -51,50 +50,6 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
     metadata = {"source": Path(model_path).name, PROGRAM_KEY: encode_program(program), **image_normalization(graph)}
     if labels_path is not None:
         metadata["labels"] = read_labels_text(labels_path)
-    blob, stats = emit_blob(program, plan, target, graph.inputs, outputs, _read_bytes(model_path), metadata,
+    blob, stats = emit_blob(program, plan, target, graph.inputs, outputs, model_bytes, metadata,
                             split_steps)                     # descriptors, coefficients, streams, relocations
     return CompileResult(vipbin.write_blob(blob), program, plan, stats, folded)
-
-
-def _read_bytes(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def read_labels_text(path: str | Path) -> str:
-    """A labels file (one label per line, UTF-8) as text."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such labels file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: labels file is not UTF-8 text") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read labels ({e.strerror})") from None
-
-
-def write_atomically(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so no partial file is ever left."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write output ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise InputError(f"{path}: cannot write output ({e.strerror})") from None
-        raise
