@@ -1,7 +1,8 @@
 """Wall time of `npuc compile` for MobileNet v1 1.0 224 (issue bar: under 1 s, median of 5).
 
 Runs the real command in a fresh process each time, as a user would, so
-interpreter start-up and imports are included.
+interpreter start-up and imports are included; also gives the peak RSS.
+bench/bench_vs_vela.py puts the same figures beside Arm's Vela compiler.
 
     python bench/bench_compile.py [--model PATH] [--runs N]
 """
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import run_child  # noqa: E402  (bench/timing.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT.parent / "shared" / "models" / "mobilenet_quant_v1_224.tflite"
@@ -26,17 +27,19 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    times = []
+    times, peaks = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "m.vipbin"
+        argv = [sys.executable, "-m", "npuc", "compile", str(args.model), "-o", str(Path(tmp) / "m.vipbin")]
         for _ in range(args.runs):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "npuc", "compile", str(args.model), "-o", str(out)],
-                           check=True, capture_output=True)
-            times.append(time.perf_counter() - start)
+            seconds, rss, code, output = run_child(argv)
+            if code != 0:
+                sys.exit(f"npuc compile failed (exit {code}):\n{output}")
+            times.append(seconds)
+            peaks.append(rss)
     med = statistics.median(times)
     print(f"npuc compile {args.model.name}: median {med:.3f} s over {args.runs} runs "
-          f"(min {min(times):.3f}, max {max(times):.3f}); bar < {BAR_S:.1f} s: {'met' if med < BAR_S else 'MISSED'}")
+          f"(min {min(times):.3f}, max {max(times):.3f}); bar < {BAR_S:.1f} s: {'met' if med < BAR_S else 'MISSED'}; "
+          f"peak RSS {max(peaks) / (1 << 20):.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,15 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import InputError, NpucError, UsageError
+
+if TYPE_CHECKING:  # each command imports what it uses, so that `npuc --help` or `npuc inspect` stay light
+    import numpy as np
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +42,12 @@ def _run_guarded(fn, argv: Sequence[str] | None) -> int:
 # -- npuc compile ---------------------------------------------------------------------
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .driver import compile_model, write_atomically
+    # The compiler makes no BLAS call, yet numpy's import starts OpenBLAS's thread pool (a thread per core):
+    # 40-70 ms of a compile on the 2-core development machine for threads that never run a BLAS call.  Set
+    # before numpy is first imported (nothing the CLI runs before this imports it), unless the user set it.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from .driver import compile_model
+    from .files import write_atomically
     from .passes.placement import HOST, unit_counts
 
     result = compile_model(args.model, args.target, args.labels, npu=not args.cpu_only, exact=args.exact,
@@ -67,6 +73,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 # -- npuc inspect ---------------------------------------------------------------------
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
     from . import vipbin
     from .inspect_blob import describe, render_text
 
@@ -80,7 +88,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import vipbin
-    from .driver import write_atomically
+    from .files import write_atomically
     from .report_html import report
 
     raw = vipbin.read_blob_file(args.blob)
@@ -108,6 +116,8 @@ def output_summary(name: str, value: np.ndarray) -> str:
 
 def top_n(scores: np.ndarray, dtype: str, n: int) -> list[tuple[float, int]]:
     """The n best classes as label_image ranks and scales them (uint8/255, int8 shifted by 128)."""
+    import numpy as np
+
     flat = scores.reshape(-1)
     if dtype == "uint8":
         values = flat.astype(np.float64) / 255.0
@@ -121,6 +131,8 @@ def top_n(scores: np.ndarray, dtype: str, n: int) -> list[tuple[float, int]]:
 
 def _channel_values(text: str, option: str) -> tuple[float, ...]:
     """``--mean``/``--std``: one value, or one per channel (R,G,B), comma-separated."""
+    import numpy as np
+
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -171,7 +183,7 @@ def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str,
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import vipbin
-    from .driver import read_labels_text
+    from .files import read_labels_text
     from .runtime.runtime import Runtime
     from .runtime.tensor_io import save_outputs
     from .sim.device import device_like

@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__, vipbin
 from .hw.fields import Layout
 from .hw.target import customer_id_aliases
-from .driver import write_atomically
+from .files import write_atomically
 from .errors import BlobError, DeviceError, InputError, LimitError, NpucError, UnsupportedError, UsageError
 from .runtime import etnaviv_uapi as uapi
 from .host import HOST_OPS

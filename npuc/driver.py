@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import vipbin
 from .backend_vip.emit import EmitStats, emit_blob
 from .backend_vip.encode import encode_jobs
-from .errors import InputError, ModelError
-from .frontend_tflite import load_tflite
+from .backend_vip.jobs import NNJob, TPJob
+from .files import read_labels_text
+from .frontend_tflite import parse_tflite, read_model
 from .hw.target import Target, get_target
 from .ir import Graph, Op
 from .passes.fold_constants import fold_constants
 from .passes.inputs import image_normalization
-from .backend_vip.jobs import NNJob, TPJob
 from .passes.npu_program import HostCall, Program
 from .passes.placement import NpuRefusal, graph_outputs, lower_graph
 from .passes.variables import resolve_variables
-from .program_meta import PROGRAM_KEY, encode as encode_program
+from .backend_vip.account import encode as encode_program
+from .program_meta import PROGRAM_KEY
 from .scheduler.memory import MemoryPlan
 from .scheduler.schedule import Schedule, schedule_program
 
@@ -51,8 +50,8 @@ def compile_model(model_path: str | Path, target_name: str = "vipnano-qi", label
     """
     target = get_target(target_name)
     labels = read_labels_text(labels_path) if labels_path is not None else None
-    model = _read_bytes(model_path)
-    graph = load_tflite(model_path)                          # frontend: flatbuffer -> validated IR
+    model = read_model(model_path)                           # read once: parsed here, hashed into the blob
+    graph = parse_tflite(model, str(Path(model_path)))       # frontend: flatbuffer -> validated IR
     resolve_variables(graph)                                 # graph passes: variables as state tensors,
     folded = fold_constants(graph)                           # constants and static shapes computed once
     c = compile_graph(graph, target, npu, exact, split_steps)  # placement ... encoders
@@ -93,47 +92,3 @@ def compile_graph(graph: Graph, target: Target, npu: bool = True, exact: bool = 
             if e.op in refused:
                 raise
             refused[e.op] = e.reason
-
-
-def _read_bytes(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise ModelError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def read_labels_text(path: str | Path) -> str:
-    """A labels file (one label per line, UTF-8) as text."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such labels file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: labels file is not UTF-8 text") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read labels ({e.strerror})") from None
-
-
-def write_atomically(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so no partial file is ever left."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write output ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise InputError(f"{path}: cannot write output ({e.strerror})") from None
-        raise

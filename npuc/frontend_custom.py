@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flatbuffers import flexbuffers
-
 from .errors import ModelError
 from .ir import Graph, Op
 
@@ -33,6 +31,8 @@ def custom_options(op: Op, where: str) -> dict[str, Any]:
     raw = op.options.get("custom_options", b"")
     if not raw:
         return {}
+    from flatbuffers import flexbuffers  # here, not at the top: only models with custom operators need it
+
     try:
         value = flexbuffers.Loads(raw)
     except Exception as e:  # flexbuffers raises whatever a bad byte makes its decoder hit

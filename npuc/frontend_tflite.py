@@ -51,7 +51,6 @@ Not supported (refused or ignored, never guessed):
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 import re
@@ -62,30 +61,36 @@ from typing import Any, Callable
 
 import flatbuffers
 import numpy as np
-import tflite
-from tflite.ActivationFunctionType import ActivationFunctionType
-from tflite.BuiltinOperator import BuiltinOperator
-from tflite.BuiltinOptions import BuiltinOptions
-from tflite.BuiltinOptions2 import BuiltinOptions2
-from tflite.CombinerType import CombinerType
-from tflite.CustomOptionsFormat import CustomOptionsFormat
-from tflite.FullyConnectedOptionsWeightsFormat import FullyConnectedOptionsWeightsFormat
-from tflite.LSHProjectionType import LSHProjectionType
-from tflite.LSTMKernelType import LSTMKernelType
-from tflite.MirrorPadMode import MirrorPadMode
-from tflite.Padding import Padding
-from tflite.ReduceWindowFunction import ReduceWindowFunction
-from tflite.RngAlgorithm import RngAlgorithm
-from tflite.StablehloComparisonDirection import StablehloComparisonDirection
-from tflite.StablehloComparisonType import StablehloComparisonType
-from tflite.StablehloPrecisionConfig import StablehloPrecisionConfig
-from tflite.TensorType import TensorType
 
 from .errors import GraphError, LimitError, ModelError, UnsupportedError
 from .frontend_custom import infer_custom_shapes
 from .ir import DTYPE_SIZES, NUMPY_DTYPES, Graph, Op, Quant, Tensor
+from .tflite_schema import schema_class
 
-__all__ = ["load_tflite", "parse_tflite", "MAX_TENSOR_ELEMENTS"]
+# The generated classes, one module each rather than the whole tflite package (npuc/tflite_schema.py).
+# The tables the loader walks import one another inside their accessors, so they are all loaded here.
+for _table in ("SubGraph", "Tensor", "Buffer", "Operator", "OperatorCode", "QuantizationParameters"):
+    schema_class(_table)
+Model = schema_class("Model")
+ActivationFunctionType = schema_class("ActivationFunctionType")
+BuiltinOperator = schema_class("BuiltinOperator")
+BuiltinOptions = schema_class("BuiltinOptions")
+BuiltinOptions2 = schema_class("BuiltinOptions2")
+CombinerType = schema_class("CombinerType")
+CustomOptionsFormat = schema_class("CustomOptionsFormat")
+FullyConnectedOptionsWeightsFormat = schema_class("FullyConnectedOptionsWeightsFormat")
+LSHProjectionType = schema_class("LSHProjectionType")
+LSTMKernelType = schema_class("LSTMKernelType")
+MirrorPadMode = schema_class("MirrorPadMode")
+Padding = schema_class("Padding")
+ReduceWindowFunction = schema_class("ReduceWindowFunction")
+RngAlgorithm = schema_class("RngAlgorithm")
+StablehloComparisonDirection = schema_class("StablehloComparisonDirection")
+StablehloComparisonType = schema_class("StablehloComparisonType")
+StablehloPrecisionConfig = schema_class("StablehloPrecisionConfig")
+TensorType = schema_class("TensorType")
+
+__all__ = ["load_tflite", "parse_tflite", "read_model", "MAX_TENSOR_ELEMENTS"]
 
 #: Largest tensor (in elements) npuc accepts; bigger ones are a LimitError.
 MAX_TENSOR_ELEMENTS = 2 ** 31
@@ -155,16 +160,24 @@ def load_tflite(path: str | Path) -> Graph:
     parses but its graph is inconsistent.  Every message is one line starting
     with the path.
     """
+    return parse_tflite(read_model(path), str(Path(path)))
+
+
+def read_model(path: str | Path) -> bytes:
+    """A model file's bytes, or :func:`load_tflite`'s ModelError for a missing, unreadable or directory path.
+
+    The driver reads the file once with this and hands the bytes both to
+    :func:`parse_tflite` and to the blob (whose header holds the model's hash).
+    """
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path}: is a directory, not a TFLite model")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"{path}: no such file") from None
     except OSError as e:
         raise ModelError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse_tflite(data, str(path))
 
 
 def parse_tflite(data: bytes, name: str = "<memory>") -> Graph:
@@ -225,7 +238,7 @@ def _union_class(union: type, kind: int) -> type | None:
     name = _enum_names(union).get(kind)
     if name is None or name == "NONE":
         return None
-    return getattr(importlib.import_module(f"tflite.{name}"), name)
+    return schema_class(name)
 
 
 def _typed_union(table: Any, cls: type) -> Any:
@@ -281,8 +294,14 @@ class _Fb:
 
     def __getattr__(self, attr: str) -> Callable[..., Any]:
         getter = getattr(self.obj, attr)
-        field = _snake(attr.removesuffix("AsNumpy").removesuffix("Length").removesuffix("IsNone"))
+        field = _accessor_field(attr)
         return lambda *args: self.guarded(field, lambda _obj: getter(*args))
+
+
+@lru_cache(maxsize=None)
+def _accessor_field(attr: str) -> str:
+    """The schema field a generated accessor reads (``ShapeAsNumpy`` -> ``shape``), worked out once per name."""
+    return _snake(attr.removesuffix("AsNumpy").removesuffix("Length").removesuffix("IsNone"))
 
 
 def _empty_constants(tensors: list[Tensor], ops: list[Op], inputs: list[int | None]) -> None:
@@ -326,11 +345,18 @@ class _Loader:
         return n
 
     def numbers(self, fb: _Fb, field: str, what: str) -> np.ndarray | None:
-        """A vector of scalars as a read-only numpy view of the file (None if absent)."""
-        if getattr(fb, f"{field}IsNone")():
-            return None
-        self._check_count(getattr(fb, f"{field}Length")(), 1, what)
-        return getattr(fb, f"{field}AsNumpy")()
+        """A vector of scalars as a read-only numpy view of the file (None if absent).
+
+        One guarded read of the three accessors (they all blame the same field),
+        as this runs for every shape, quantization and buffer of the model.
+        """
+        def read(obj: Any) -> np.ndarray | None:
+            if getattr(obj, f"{field}IsNone")():
+                return None
+            self._check_count(getattr(obj, f"{field}Length")(), 1, what)
+            return getattr(obj, f"{field}AsNumpy")()
+
+        return fb.guarded(_accessor_field(field), read)
 
     def external(self, offset: int, size: int, what: str) -> np.ndarray:
         """Bytes stored after the flatbuffer (models over 2 GB), as a view of the file."""
@@ -343,7 +369,7 @@ class _Loader:
 
     def load(self) -> Graph:
         self._check_header()
-        model = _Fb(tflite.Model.GetRootAs(self.data, 0), self, "model")
+        model = _Fb(Model.GetRootAs(self.data, 0), self, "model")
         version = model.Version()
         if version != _SCHEMA_VERSION:
             raise self.fail(f"TFLite schema version {version}, expected {_SCHEMA_VERSION}")

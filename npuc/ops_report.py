@@ -12,13 +12,12 @@ tables, so this report cannot disagree with what ``npuc compile`` does.
 
 from __future__ import annotations
 
-from tflite.BuiltinOperator import BuiltinOperator
-
 from .hw.target import Target
 from .host import BY_OPCODE, CONTROL_FLOW, HostOp
 from .passes.fold_constants import SHAPE_OPS
 from .passes.npu_ops import NPU_LOWERINGS
 from .passes.variables import STATE_OPS
+from .tflite_schema import schema_class
 
 UNITS = {"NN": "NN cores", "TP": "TP cores", "alias": "view (no job)"}
 #: Schema entries that are not operators a model can hold.
@@ -33,7 +32,8 @@ COMPILE_TIME = {
 
 def operator_names() -> list[str]:
     """Every builtin operator of TFLite's schema, plus the custom operators with a host kernel."""
-    builtins = {k for k, v in vars(BuiltinOperator).items() if isinstance(v, int) and not k.startswith("_")}
+    schema = vars(schema_class("BuiltinOperator"))
+    builtins = {k for k, v in schema.items() if isinstance(v, int) and not k.startswith("_")}
     return sorted((builtins - set(_NOT_OPERATORS)) | set(BY_OPCODE))
 
 

@@ -68,6 +68,33 @@ def test_python_dash_m_works(mnv1_blob):
     assert p.returncode == 0 and "vipnano-qi" in p.stdout
 
 
+def _modules_after(*argv: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``npuc ARGV`` (whose output goes to stderr)."""
+    code = ("import sys\nfrom npuc.cli import main\nsys.stdout = sys.stderr\n"
+            "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(*sorted(sys.modules), file=sys.__stdout__)\nsys.exit(code)")
+    p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return set(p.stdout.split())
+
+
+def test_commands_import_only_what_they_use(tmp_path, mnv1_blob):
+    """Start-up is part of every compile: compile loads neither the simulator, the runtimes, the C runtime's
+    templates, the image decoder nor the whole tflite package (only the schema modules it reads); the other
+    commands do not load the compiler, and --help not even numpy."""
+    def under(modules: set[str], *roots: str) -> list[str]:
+        return sorted(m for m in modules if any(m == r or m.startswith(r + ".") for r in roots))
+
+    compiled = _modules_after("compile", str(SMALL), "-o", str(tmp_path / "s.vipbin"))
+    assert "tflite.Model" in compiled
+    assert not under(compiled, "npuc.sim", "npuc.runtime", "npuc.verify", "npuc.cruntime", "npuc.inspect_blob",
+                     "jinja2", "PIL", "ai_edge_litert")
+    assert "tflite" not in compiled
+    assert not under(_modules_after("report", str(mnv1_blob), "-o", str(tmp_path / "r.html")),
+                     "npuc.driver", "npuc.frontend_tflite", "npuc.passes", "tflite")
+    assert not under(_modules_after("--help"), "numpy", "npuc.driver")
+
+
 def test_inspect_json(mnv1_blob):
     p = run("npuc", "inspect", str(mnv1_blob), "--json")
     info = json.loads(p.stdout)

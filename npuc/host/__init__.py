@@ -38,8 +38,9 @@ for _info in sorted(pkgutil.iter_modules(ops.__path__), key=lambda m: m.name):
             raise ValueError(f"host kernel {_k.name} is declared twice")
         HOST_OPS[_k.name] = _k
         BY_OPCODE.setdefault(_k.opcode, []).append(_k)
+_first_of_stem: dict[str, HostOp] = {}  # the first kernel of each C stem, which the others must match
 for _k in HOST_OPS.values():
-    _first = next(k for k in HOST_OPS.values() if k.stem == _k.stem)
+    _first = _first_of_stem.setdefault(_k.stem, _k)
     if _first.params != _k.params:
         raise ValueError(f"host kernels {_first.name} and {_k.name} share C code but not parameters")
 

@@ -13,7 +13,6 @@ a few hundred distinct floats, and any tensor gets exact results.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from functools import lru_cache
 from typing import Callable
 
@@ -28,11 +27,13 @@ FloatFn2 = Callable[[np.ndarray, np.ndarray], np.ndarray]
 @lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL:
     """glibc's libm by its soname; elsewhere whatever the system calls it (find_library runs ldconfig, a
-    subprocess that every compile would otherwise pay for)."""
+    subprocess that every compile would otherwise pay for, and ctypes.util imports subprocess: only then)."""
     try:
         return ctypes.CDLL("libm.so.6")
     except OSError:
-        return ctypes.CDLL(ctypes.util.find_library("m"))
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("m"))
 
 
 def float_function(name: str) -> FloatFn:

@@ -98,19 +98,32 @@ class Layout:
         self._composites = {c.name: c for c in self.composites}
         if len(self._by_name) != len(self.fields):
             raise ValueError(f"{self.name}: duplicate field names")
-        used: dict[tuple[int, int], str] = {}
-        for f in self.fields:
+        occupied = [0] * self.words  # the bits of each word that earlier fields hold (a mask per word, not
+        for f in self.fields:         # a set of bits: every layout is checked at import, on every start-up)
             if f.word + (2 if f.width == 64 else 1) > self.words:
                 raise ValueError(f"{self.name}.{f.name}: outside the record")
-            for b in range(f.bit, f.bit + f.width):
-                key = (f.word + b // 32, b % 32)
-                if key in used:
-                    raise ValueError(f"{self.name}: {f.name} overlaps {used[key]}")
-                used[key] = f.name
+            for word, bits in _word_masks(f):
+                if occupied[word] & bits:
+                    raise ValueError(f"{self.name}: {f.name} overlaps {self._holder(word, occupied[word] & bits)}")
+                occupied[word] |= bits
         for c in self.composites:
             for p in c.parts:
                 if p.field not in self._by_name:
                     raise ValueError(f"{self.name}.{c.name}: unknown part {p.field}")
+        # Packing runs thousands of times per compile (every descriptor, header and record), so what it
+        # needs of each field and composite is worked out once here, as plain tuples, instead of through
+        # the dataclasses' properties on every value.
+        self._slots: dict[str, tuple[int, int, int, int, int, int]] = {
+            f.name: (f.word, f.bit, *f.value_range(), f.mask, f.width) for f in self.fields}
+        self._splits: dict[str, tuple[int, int, int, int, tuple[tuple[str, int, int], ...]]] = {
+            c.name: (*_range(c.width, c.signed), (1 << c.width) - 1, c.width,
+                     tuple((p.field, p.lsb, (1 << p.width) - 1) for p in c.parts)) for c in self.composites}
+        self._struct = struct.Struct(f"<{self.words}I")
+
+    def _holder(self, word: int, bits: int) -> str:
+        """The field that holds the lowest of ``bits`` in ``word`` (for the overlap error)."""
+        lowest = bits & -bits
+        return next(f.name for f in self.fields if any(w == word and m & lowest for w, m in _word_masks(f)))
 
     @property
     def size(self) -> int:
@@ -129,45 +142,50 @@ class Layout:
     # -- packing ---------------------------------------------------------------
 
     def _expand(self, values: Mapping[str, int]) -> dict[str, int]:
-        """Resolve composite names into their part fields."""
+        """Resolve composite names into their part fields (later values win where they share a field)."""
         flat: dict[str, int] = {}
+        slots, splits = self._slots, self._splits
         for name, value in values.items():
-            comp = self._composites.get(name)
-            if comp is None:
-                if name not in self._by_name:
+            split = splits.get(name)
+            if split is None:
+                if name not in slots:
                     raise LayoutError(f"{self.name}: no field named {name!r}")
                 flat[name] = int(value)
                 continue
             value = int(value)
-            lo, hi = _range(comp.width, comp.signed)
+            lo, hi, mask, width, parts = split
             if not lo <= value <= hi:
-                raise LayoutError(f"{self.name}.{name}: {value} does not fit {comp.width} bits")
-            raw = value & ((1 << comp.width) - 1)
-            for p in comp.parts:
-                flat[p.field] = (raw >> p.lsb) & ((1 << p.width) - 1)
+                raise LayoutError(f"{self.name}.{name}: {value} does not fit {width} bits")
+            raw = value & mask
+            for part, lsb, part_mask in parts:
+                flat[part] = (raw >> lsb) & part_mask
         return flat
 
     def pack_words(self, values: Mapping[str, int]) -> list[int]:
-        """Pack named values (defaults first) into a list of 32-bit words."""
+        """Pack named values (defaults first) into a list of 32-bit words.
+
+        Names are resolved first (an unknown name or a composite that does not
+        fit is refused there), then each field's range is checked in order.
+        """
         merged = dict(self.defaults)
         merged.update(values)
         words = [0] * self.words
+        slots = self._slots
         for name, value in self._expand(merged).items():
-            f = self._by_name[name]
-            lo, hi = f.value_range()
+            word, bit, lo, hi, mask, width = slots[name]
             if not lo <= value <= hi:
-                raise LayoutError(f"{self.name}.{name}: {value} does not fit {f.width} bits")
-            raw = value & f.mask
-            if f.width == 64:
-                words[f.word] = raw & 0xFFFFFFFF
-                words[f.word + 1] = raw >> 32
+                raise LayoutError(f"{self.name}.{name}: {value} does not fit {width} bits")
+            if width == 64:
+                raw = value & mask
+                words[word] = raw & 0xFFFFFFFF
+                words[word + 1] = raw >> 32
             else:
-                words[f.word] |= raw << f.bit
+                words[word] |= (value & mask) << bit
         return words
 
     def pack(self, values: Mapping[str, int]) -> bytes:
         """Pack named values into the record's bytes."""
-        return struct.pack(f"<{self.words}I", *self.pack_words(values))
+        return self._struct.pack(*self.pack_words(values))
 
     def unpack_words(self, words: Iterable[int]) -> dict[str, int]:
         """Read every field (and composite) from a sequence of 32-bit words."""
@@ -192,7 +210,14 @@ class Layout:
         """Read every field from ``data`` starting at byte ``offset``."""
         if offset < 0 or offset + self.size > len(data):
             raise LayoutError(f"{self.name}: record at byte {offset} runs past the end ({len(data)} bytes)")
-        return self.unpack_words(struct.unpack_from(f"<{self.words}I", data, offset))
+        return self.unpack_words(self._struct.unpack_from(data, offset))
+
+
+def _word_masks(f: Field) -> tuple[tuple[int, int], ...]:
+    """``(word, mask)`` of the bits ``f`` occupies: one word, or two for a 64-bit field."""
+    if f.width == 64:
+        return (f.word, 0xFFFFFFFF), (f.word + 1, 0xFFFFFFFF)
+    return ((f.word, f.mask << f.bit),)
 
 
 def _range(width: int, signed: bool) -> tuple[int, int]:
