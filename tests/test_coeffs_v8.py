@@ -1,4 +1,5 @@
-"""The v8 coefficient format (npuc/backend_vip/coeffs_v8.py) against Mesa's golden i.MX 8M Plus buffers.
+"""The v8 coefficient format against Mesa's golden i.MX 8M Plus buffers: the compiler's encoder
+(npuc/backend_vip/coeffs_v8.py) and the simulator's own decoder (npuc/sim/coef_v8.py).
 
 * Every golden buffer decodes to the model's own weights (Mesa's lowering of
   them: transposed, reshuffled, depthwise one channel per kernel) and to
@@ -8,8 +9,9 @@
 * Re-encoding the decoded kernels with Mesa's symbol map gives Mesa's bytes;
   with npuc's own map the buffer is never larger, and no other map codes it
   in fewer bits.
-* Round trips over shapes the MobileNets lack, malformed and fuzzed buffers
-  (only SimError, naming the job), decoding speed.
+* Round trips (the compiler encodes, the simulator decodes) over shapes the
+  MobileNets lack; malformed and fuzzed buffers (only SimError from the
+  simulator's decoder, naming the job), decoding speed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from npuc.hw.target import VIPNANO_SI_PLUS, VIPPICO_V3
 from npuc.errors import SimError
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import stride2
+from npuc.sim import coef_v8 as S
 
 TARGET = VIPNANO_SI_PLUS
 #: The MAC array's input offset on v8 (vipnano-nn.md 3.2), written out to check the target's value.
@@ -65,7 +68,7 @@ def test_golden_buffers_decode_to_the_models_weights_and_v8_bias_words(model):
     assert TARGET.mac_input_offset == V8_INPUT_OFFSET
     checked = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "ADD": 0}
     for job, desc, data in golden(model):
-        d = C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        d = S.decode_v8(data, desc, TARGET, job.name)
         assert d.total_bytes == job.coef_used_bytes == len(data), job.name
         if job.op_name == "ADD":
             # Mesa's v8 ADD: output channel o weighs input channel o and o + C, every other weight is real zero.
@@ -88,12 +91,12 @@ def test_golden_buffers_decode_to_the_models_weights_and_v8_bias_words(model):
 def test_reencoding_with_mesas_symbol_map_gives_mesas_bytes_and_npucs_map_fewer(model):
     mesa_total = ours_total = 0
     for job, desc, data in golden(model):
-        d = C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        d = S.decode_v8(data, desc, TARGET, job.name)
         geo = C.KernelGeometryV8.from_descriptor(desc)
         assert C.encode_coefficients_v8(d.weights, d.biases, geo, TARGET, d.symbol_map) == data, job.name
         ours = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET)
         assert ours.total_bytes <= len(data), job.name
-        again = C.decode_coefficients_v8(ours.pack(), desc, TARGET, job.name)
+        again = S.decode_v8(ours.pack(), desc, TARGET, job.name)
         assert np.array_equal(again.weights, d.weights) and np.array_equal(again.biases, d.biases)
         mesa_total += len(data)
         ours_total += ours.total_bytes
@@ -104,7 +107,7 @@ def test_reencoding_with_mesas_symbol_map_gives_mesas_bytes_and_npucs_map_fewer(
 def test_chosen_symbol_map_codes_in_the_fewest_bits():
     """Against every one of the 8! maps, on a real layer (MobileNet v1's first pointwise convolution)."""
     job, desc, data = next(g for g in golden("mobilenet_quant_v1_224") if g[0].op_index == 2)
-    d = C.decode_coefficients_v8(data, desc, TARGET, job.name)
+    d = S.decode_v8(data, desc, TARGET, job.name)
     geo = C.KernelGeometryV8.from_descriptor(desc)
     best = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET)
     rng = np.random.default_rng(5)
@@ -158,9 +161,9 @@ def test_round_trip(case, target):
     data = C.encode_coefficients_v8(weights, biases, geo, target)
     desc = {"kernel_xy_size": kx, "kernel_y_size": ky, "kernel_z_size": kz, "kernel_z_size2": 0,
             "out_image_z_size": oc, "kernels_per_core": kpc, "depthwise": int(dw), "coef_zero_point": zp}
-    d = C.decode_coefficients_v8(data, desc, target, case)
+    d = S.decode_v8(data, desc, target, case)
     assert np.array_equal(d.weights, weights) and np.array_equal(d.biases, biases)
-    assert len(data) == C.buffer_size_v8(data, desc, target)
+    assert len(data) == S.buffer_size_v8(data, desc, target)
 
 
 def test_kernel_order_covers_every_channel_once():
@@ -172,8 +175,15 @@ def test_kernel_order_covers_every_channel_once():
                 geo = C.KernelGeometryV8(3, 3, oc if dw else 2, oc, kpc, dw)
                 got = np.concatenate([ch for core in C.kernel_channels(geo, TARGET) for ch in core])
                 assert sorted(got.tolist()) == list(range(oc)), (dw, oc, kpc)
+                # The simulator's reading of the order is the same.
+                sim = [ch for core in S.kernel_channels(oc, kpc, dw, TARGET) for sb in core for ch in sb]
+                assert sim == got.tolist(), (dw, oc, kpc)
     with pytest.raises(SimError, match="no known distribution"):
         C.KernelGeometryV8(3, 3, 4, 4, 1, True).check(TARGET, "job")
+    desc = {"kernel_xy_size": 3, "kernel_y_size": 3, "kernel_z_size": 4, "kernel_z_size2": 0, "out_image_z_size": 4,
+            "kernels_per_core": 1, "depthwise": 1, "coef_zero_point": 0}
+    with pytest.raises(SimError, match="^job: .*no known distribution"):
+        S.decode_v8(bytes(128), desc, TARGET, "job")
 
 
 # -- malformed and fuzzed buffers ----------------------------------------------------------------------
@@ -203,9 +213,9 @@ def test_malformed_buffers_are_sim_errors_naming_the_job():
         "kernel count": (_mutated(data, C.HEADER_BYTES, data[C.HEADER_BYTES] ^ 0x04, 1), "core 0 stream"),
     }
     for name, (buf, message) in cases.items():
-        C._CACHE.clear()
+        S.clear_cache()
         with pytest.raises(SimError, match=message) as info:
-            C.decode_coefficients_v8(buf, desc, TARGET, f"job-{name}")
+            S.decode_v8(buf, desc, TARGET, f"job-{name}")
         assert str(info.value).startswith(f"job-{name}: "), str(info.value)
 
 
@@ -222,7 +232,7 @@ def test_fuzzed_buffers_fail_only_with_sim_error():
         if rng.random() < 0.1:
             buf = buf[:int(rng.integers(0, len(buf)))]
         try:
-            C.decode_coefficients_v8(bytes(buf), desc, TARGET, f"fuzz{k}")
+            S.decode_v8(bytes(buf), desc, TARGET, f"fuzz{k}")
             decoded += 1
         except SimError as e:
             assert str(e).startswith(f"fuzz{k}: ") and "\n" not in str(e)
@@ -233,14 +243,14 @@ def test_fuzzed_buffers_fail_only_with_sim_error():
 
 def test_decoding_mobilenet_v1_is_fast():
     jobs = golden("mobilenet_quant_v1_224")
-    C._CACHE.clear()
+    S.clear_cache()
     start = time.perf_counter()
     for job, desc, data in jobs:
-        C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        S.decode_v8(data, desc, TARGET, job.name)
     first = time.perf_counter() - start
     start = time.perf_counter()
     for job, desc, data in jobs:
-        C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        S.decode_v8(data, desc, TARGET, job.name)
     cached = time.perf_counter() - start
     print(f"\nMobileNet v1's {sum(len(d) for _, _, d in jobs)} v8 coefficient bytes: decoded in {first:.2f} s, "
           f"cached {cached * 1e3:.0f} ms")

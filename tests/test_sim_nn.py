@@ -6,7 +6,9 @@ output for it; every golden coefficient buffer decodes to the model's weights
 after Mesa's documented lowering and re-encodes to the same bytes; synthetic
 jobs cover shapes the golden set lacks (5x5 kernels, non-square kernels,
 partial 6-channel blocks, several superblocks, negative offsets with pooling);
-mutated descriptors and buffers must fail only with SimError.
+mutated descriptors and buffers must fail only with SimError.  The coefficient
+buffers are read with the simulator's own decoder (npuc/sim/coef_v7.py); the
+compiler's encoder re-encodes what it decodes.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import numpy as np
 import pytest
 
 import golden_jobs as G
-from npuc.backend_vip import coeffs_v7
-from npuc.backend_vip.coeffs_v7 import KernelGeometry, decode_coefficients_v7, encode_coefficients_v7
+from npuc.backend_vip.coeffs_v7 import KernelGeometry, encode_coefficients_v7
+from npuc.hw import coef_v7 as hw_v7
 from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from npuc.hw.target import VIPNANO_QI
 from npuc.errors import SimError
+from npuc.sim import coef_v7 as sim_v7
 from npuc.sim import nn
+from npuc.sim.coef_v7 import decode_v7
 from npuc.sim.memory import Memory
 
 TARGET = VIPNANO_QI
@@ -179,7 +183,7 @@ def mesa_lowered_kernels(job: G.GoldenJob) -> tuple[np.ndarray, np.ndarray, np.n
 @pytest.mark.parametrize("model", G.GOLDEN_MODELS)
 def test_golden_coefficients_decode_to_lowered_tflite_weights(model):
     for job in G.nn_jobs(model):
-        decoded = decode_coefficients_v7(golden_coefficients(job), golden_descriptor(job), TARGET, job.name)
+        decoded = decode_v7(golden_coefficients(job), golden_descriptor(job), TARGET, job.name)
         weights, biases, trailers = mesa_lowered_kernels(job)
         oc = decoded.out_channels
         assert oc == weights.shape[0], job.name
@@ -193,18 +197,19 @@ def test_ordering_rule_on_golden_jobs():
     seen = {}
     for model in G.GOLDEN_MODELS:
         for job in G.nn_jobs(model):
-            decoded = decode_coefficients_v7(golden_coefficients(job), golden_descriptor(job), TARGET, job.name)
+            decoded = decode_v7(golden_coefficients(job), golden_descriptor(job), TARGET, job.name)
             seen.setdefault((job.op_name, decoded.weights.shape[2]), set()).add(decoded.ordering)
-    assert seen[("CONV_2D", 1)] == {coeffs_v7.ORDER_POINTWISE}
-    assert seen[("DEPTHWISE_CONV_2D", 3)] == {coeffs_v7.ORDER_INTERLEAVED}
-    assert seen[("ADD", 2)] == {coeffs_v7.ORDER_INTERLEAVED}  # two input planes, one kernel
+    assert seen[("CONV_2D", 1)] == {hw_v7.ORDER_POINTWISE}
+    assert seen[("DEPTHWISE_CONV_2D", 3)] == {hw_v7.ORDER_INTERLEAVED}
+    assert seen[("ADD", 2)] == {hw_v7.ORDER_INTERLEAVED}  # two input planes, one kernel
 
 
 @pytest.mark.parametrize("model", G.GOLDEN_MODELS)
 def test_reencoding_decoded_golden_kernels_reproduces_the_bytes(model):
+    """The compiler's encoder writes back what the simulator's decoder read, byte for byte."""
     for job in G.nn_jobs(model):
         desc, data = golden_descriptor(job), golden_coefficients(job)
-        decoded = decode_coefficients_v7(data, desc, TARGET, job.name)
+        decoded = decode_v7(data, desc, TARGET, job.name)
         again = encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers,
                                        KernelGeometry.from_descriptor(desc), TARGET, decoded.zrl_bits,
                                        mesa_flushes=True)
@@ -214,28 +219,27 @@ def test_reencoding_decoded_golden_kernels_reproduces_the_bytes(model):
 def test_encoder_picks_the_smallest_zero_run_width():
     job = next(j for j in G.nn_jobs("mobilenet_quant_v1_224") if j.op_index == 13)  # expanded depthwise
     desc = golden_descriptor(job)
-    decoded = decode_coefficients_v7(golden_coefficients(job), desc, TARGET, job.name)
+    decoded = decode_v7(golden_coefficients(job), desc, TARGET, job.name)
     geo = KernelGeometry.from_descriptor(desc)
     sizes = {z: len(encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers, geo, TARGET, z))
              for z in range(TARGET.zrl_bits_max + 1)}
     chosen = encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers, geo, TARGET)
     assert len(chosen) == min(sizes.values()) < sizes[0] // 4
-    again = decode_coefficients_v7(chosen, desc, TARGET, "re-encoded")
+    again = decode_v7(chosen, desc, TARGET, "re-encoded")
     assert np.array_equal(again.weights, decoded.weights)
 
 
 def test_decoding_mobilenet_v1_is_fast():
     jobs = G.nn_jobs("mobilenet_quant_v1_224")
     buffers = [(golden_coefficients(j), golden_descriptor(j)) for j in jobs]
-    coeffs_v7._CACHE.clear()
-    coeffs_v7._cached_plan.cache_clear()
+    sim_v7.clear_cache()
     start = time.perf_counter()
     for data, desc in buffers:
-        decode_coefficients_v7(data, desc, TARGET)
+        decode_v7(data, desc, TARGET)
     cold = time.perf_counter() - start
     start = time.perf_counter()
     for data, desc in buffers:
-        decode_coefficients_v7(data, desc, TARGET)
+        decode_v7(data, desc, TARGET)
     cached = time.perf_counter() - start
     print(f"\ndecoding {sum(len(d) for d, _ in buffers)} coefficient bytes: {cold:.3f} s, cached {cached:.4f} s")
     assert cold < 1.5 and cached < 0.1
@@ -408,7 +412,7 @@ def test_malformed_coefficients_are_reported_with_the_job_name():
     odd = bytearray(data)
     odd[0:4] = (int.from_bytes(odd[0:4], "little") - 4).to_bytes(4, "little")
     cases["size not aligned"] = (bytes(odd), "multiple of 64")
-    header = coeffs_v7.core_size_table(TARGET).size
+    header = hw_v7.core_size_table(TARGET).size
     count = bytearray(data)
     count[header + 1] ^= 1  # kernels_per_core of core 0
     cases["kernel count"] = (bytes(count), "kernels")
@@ -419,9 +423,9 @@ def test_malformed_coefficients_are_reported_with_the_job_name():
     run[header + 3] ^= 0x1F  # first pair's run: zero points now cross the bias word
     cases["run crosses word"] = (bytes(run), "zero runs do not end")
     for name, (buf, message) in cases.items():
-        coeffs_v7._CACHE.clear()
+        sim_v7.clear_cache()
         with pytest.raises(SimError, match=message) as info:
-            decode_coefficients_v7(buf, desc, TARGET, f"job-{name}")
+            decode_v7(buf, desc, TARGET, f"job-{name}")
         assert f"job-{name}" in str(info.value)
 
 

@@ -74,3 +74,8 @@ FREE_PART0, FREE_PART1 = 1 << 2, 1 << 1
 STEP_HEAD_BITS = 2 * PART0_BITS
 #: Most bits one step can take: two part0, two part1, two 8-bit payloads.
 MAX_STEP_BITS = STEP_HEAD_BITS + 2 * PART1_BITS + 2 * BIT_LENGTHS
+#: Bits of one coded value: a byte, its sign bit 7, a negative byte's magnitude its one's complement.
+VALUE_BITS = 8
+#: Coded bytes that start every core's stream: the core's kernel count, low byte first (Mesa's
+#: encode_uint16), coded like any other byte but without the zero-point delta.
+KERNEL_COUNT_BYTES = 2

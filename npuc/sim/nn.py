@@ -40,15 +40,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ..backend_vip import coeffs
-from ..backend_vip.coeffs_v7 import KernelGeometry
-from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
+from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE, kernel_z
 from ..hw.target import Target
 from ..errors import SimError
+from . import coef
+from .coef_common import DecodedCoefficients
 from .memory import Memory
 
 #: Fields whose only modelled value is this one (Mesa's v7 values): any other
@@ -89,7 +88,7 @@ _GATHER_CHANNEL_FRACTION = 16
 class PreparedKernels:
     """Decoded kernels in the form the arithmetic needs (cached with the decode)."""
 
-    decoded: Any                     # coeffs_v7.DecodedKernels or coeffs_v8.DecodedKernelsV8
+    decoded: DecodedCoefficients     # the simulator's decode of the buffer (npuc/sim/coef.py)
     bias: np.ndarray                 # int64 [slots]
     dense: np.ndarray | None         # float64 [slots][Z*KY*KX] of (w - coef_zero_point)
     channels: np.ndarray | None      # int64 [slots][m]: the input channels each slot reads
@@ -196,7 +195,7 @@ def _check_tiles(desc: dict[str, int], target: Target, step: int, job: str) -> N
 
 
 def _input_planes(mem: Memory, desc: dict[str, int], job: str) -> np.ndarray:
-    z = KernelGeometry.from_descriptor(desc).kernel_z
+    z = kernel_z(desc)
     xs, ys = desc["in_image_x_stride"], desc["in_image_y_stride"]
     x, y = desc["in_image_x_size"], desc["in_image_y_size"]
     span = (z - 1) * xs * ys + (y - 1) * xs + x
@@ -209,9 +208,9 @@ _PREPARED: OrderedDict[int, PreparedKernels] = OrderedDict()
 
 def _kernels(mem: Memory, desc: dict[str, int], target: Target, job: str) -> PreparedKernels:
     address = desc["kernel_address"] * target.coef_align
-    header = mem.view(address, coeffs.header_bytes(target), job, "coefficient header")
-    size = coeffs.buffer_size(header, desc, target, job)
-    decoded = coeffs.decode_coefficients(mem.view(address, size, job, "coefficients"), desc, target, job)
+    header = mem.view(address, coef.header_bytes(target), job, "coefficient header")
+    size = coef.buffer_size(header, desc, target, job)
+    decoded = coef.decode_coefficients(mem.view(address, size, job, "coefficients"), desc, target, job)
     hit = _PREPARED.get(id(decoded))
     if hit is not None and hit.decoded is decoded:
         _PREPARED.move_to_end(id(decoded))
@@ -223,7 +222,7 @@ def _kernels(mem: Memory, desc: dict[str, int], target: Target, job: str) -> Pre
     return prepared
 
 
-def _prepare(decoded: Any, zero_point: int, depthwise: bool, input_offset: int) -> PreparedKernels:
+def _prepare(decoded: DecodedCoefficients, zero_point: int, depthwise: bool, input_offset: int) -> PreparedKernels:
     """``input_offset``: what the MAC array subtracts from every input byte (folded into the bias here)."""
     w = decoded.weights.astype(np.int16) - np.int16(zero_point)  # [slots][Z][KY][KX]
     slots, z = w.shape[:2]
