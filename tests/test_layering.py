@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _lint_imports(root: Path = ROOT) -> subprocess.CompletedProcess:
     """``lint-imports`` over the ``npuc`` package found under ``root``."""
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-    return subprocess.run([exe, "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root,
+    return subprocess.run([exe, str(root / "pyproject.toml"), "--no-cache"], cwd=root,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
 
 

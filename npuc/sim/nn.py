@@ -43,7 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE, kernel_z
+from ..hw.descriptors import (NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE, NN_POOLING_STEP,
+                              NN_POOLING_XY_SIZE, kernel_z)
 from ..hw.target import Target
 from ..errors import SimError
 from . import coef
@@ -61,11 +62,6 @@ _MODELLED_VALUES = {
     "in_image_circular_buf_size": 0, "out_image_circular_buf_size": 0,
     "rounding_mode": 1,
 }
-
-#: The pooling_xy_size Mesa writes with first-pixel pooling (a 2x2 window); others are not modelled.
-_POOLING_FIRST_PIXEL_XY_SIZE = 0
-#: First-pixel pooling keeps one pixel of every FIRST_PIXEL_STEP x FIRST_PIXEL_STEP block.
-FIRST_PIXEL_STEP = 2
 
 #: Largest value of an 8-bit activation (the saturation bound of the output).
 _U8_MAX = 255
@@ -105,7 +101,7 @@ class NNJob:
     kernels: PreparedKernels
     x_offset: int
     y_offset: int
-    step: int                 # 1, or FIRST_PIXEL_STEP with first-pixel pooling
+    step: int                 # 1, or NN_POOLING_STEP with first-pixel pooling
     out_x: int                # pixels written per row / rows per plane (after pooling)
     out_y: int
 
@@ -131,7 +127,7 @@ def load_nn_job(mem: Memory, desc_address: int, target: Target, job: str) -> NNJ
     """Read the descriptor, check it, and gather the input view and the (cached) kernels."""
     desc = NN_DESCRIPTOR.unpack(mem.read(desc_address, NN_DESCRIPTOR.size, job, "NN descriptor"))
     _check_fields(desc, target, job)
-    step = FIRST_PIXEL_STEP if desc["pooling"] == NN_POOLING_FIRST_PIXEL else 1
+    step = NN_POOLING_STEP if desc["pooling"] == NN_POOLING_FIRST_PIXEL else 1
     _check_tiles(desc, target, step, job)
     out_x, out_y = desc["out_image_x_size"] // step, desc["out_image_y_size"] // step
     if out_x > desc["out_image_x_stride"] or out_y > desc["out_image_y_stride"]:
@@ -162,7 +158,9 @@ def _check_fields(desc: dict[str, int], target: Target, job: str) -> None:
             raise SimError(f"{job}: NN descriptor {name}={desc[name]} is not modelled (only {value})")
     if desc["pooling"] not in (NN_POOLING_NONE, NN_POOLING_FIRST_PIXEL):
         raise SimError(f"{job}: NN pooling mode {desc['pooling']} is not modelled")
-    if desc["pooling"] == NN_POOLING_FIRST_PIXEL and desc["pooling_xy_size"] != _POOLING_FIRST_PIXEL_XY_SIZE:
+    # Only the pooling_xy_size Mesa writes with first-pixel pooling (a 2x2 window) is modelled.
+    if desc["pooling"] == NN_POOLING_FIRST_PIXEL and \
+            desc["pooling_xy_size"] != NN_POOLING_XY_SIZE[NN_POOLING_FIRST_PIXEL]:
         raise SimError(f"{job}: first-pixel pooling with pooling_xy_size {desc['pooling_xy_size']} is not modelled")
     for name in ("in_image_x_size", "in_image_y_size", "out_image_x_size", "out_image_y_size"):
         if desc[name] == 0:
