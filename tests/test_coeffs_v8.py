@@ -1,4 +1,4 @@
-"""The v8 coefficient format (npuc/backend_vip/coeffs_v8.py) against Mesa's golden i.MX 8M Plus buffers.
+"""The v8 coefficient format (npuc/coefs/v8.py) against Mesa's golden i.MX 8M Plus buffers.
 
 * Every golden buffer decodes to the model's own weights (Mesa's lowering of
   them: transposed, reshuffled, depthwise one channel per kernel) and to
@@ -9,7 +9,7 @@
   with npuc's own map the buffer is never larger, and no other map codes it
   in fewer bits.
 * Round trips over shapes the MobileNets lack, malformed and fuzzed buffers
-  (only SimError, naming the job), decoding speed.
+  (only CoefficientError, naming the job), decoding speed.
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ import pytest
 
 import golden_jobs as G
 import oracle
-from npuc.backend_vip import coeffs_v8 as C
+from npuc.coefs import KernelGeometry, codec_for, v8 as C
 from npuc.hw.descriptors import NN_DESCRIPTOR
 from npuc.hw.target import VIPNANO_SI_PLUS, VIPPICO_V3
-from npuc.errors import SimError
+from npuc.errors import CoefficientError
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import stride2
 
 TARGET = VIPNANO_SI_PLUS
+CODEC = C.HuffmanCodec(TARGET)
+assert codec_for(TARGET) == CODEC
 #: The MAC array's input offset on v8 (vipnano-nn.md 3.2), written out to check the target's value.
 V8_INPUT_OFFSET = 128
 
@@ -65,7 +67,7 @@ def test_golden_buffers_decode_to_the_models_weights_and_v8_bias_words(model):
     assert TARGET.mac_input_offset == V8_INPUT_OFFSET
     checked = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "ADD": 0}
     for job, desc, data in golden(model):
-        d = C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        d = CODEC.decode(data, desc, job.name)
         assert d.total_bytes == job.coef_used_bytes == len(data), job.name
         if job.op_name == "ADD":
             # Mesa's v8 ADD: output channel o weighs input channel o and o + C, every other weight is real zero.
@@ -88,12 +90,12 @@ def test_golden_buffers_decode_to_the_models_weights_and_v8_bias_words(model):
 def test_reencoding_with_mesas_symbol_map_gives_mesas_bytes_and_npucs_map_fewer(model):
     mesa_total = ours_total = 0
     for job, desc, data in golden(model):
-        d = C.decode_coefficients_v8(data, desc, TARGET, job.name)
-        geo = C.KernelGeometryV8.from_descriptor(desc)
-        assert C.encode_coefficients_v8(d.weights, d.biases, geo, TARGET, d.symbol_map) == data, job.name
-        ours = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET)
+        d = CODEC.decode(data, desc, job.name)
+        geo = KernelGeometry.from_descriptor(desc)
+        assert CODEC.encode(d.weights, d.biases, None, geo, d.symbol_map).pack() == data, job.name
+        ours = CODEC.encode(d.weights, d.biases, None, geo)
         assert ours.total_bytes <= len(data), job.name
-        again = C.decode_coefficients_v8(ours.pack(), desc, TARGET, job.name)
+        again = CODEC.decode(ours.pack(), desc, job.name)
         assert np.array_equal(again.weights, d.weights) and np.array_equal(again.biases, d.biases)
         mesa_total += len(data)
         ours_total += ours.total_bytes
@@ -104,16 +106,16 @@ def test_reencoding_with_mesas_symbol_map_gives_mesas_bytes_and_npucs_map_fewer(
 def test_chosen_symbol_map_codes_in_the_fewest_bits():
     """Against every one of the 8! maps, on a real layer (MobileNet v1's first pointwise convolution)."""
     job, desc, data = next(g for g in golden("mobilenet_quant_v1_224") if g[0].op_index == 2)
-    d = C.decode_coefficients_v8(data, desc, TARGET, job.name)
-    geo = C.KernelGeometryV8.from_descriptor(desc)
-    best = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET)
+    d = CODEC.decode(data, desc, job.name)
+    geo = KernelGeometry.from_descriptor(desc)
+    best = CODEC.encode(d.weights, d.biases, None, geo)
     rng = np.random.default_rng(5)
     maps = list(permutations(range(C.BIT_LENGTHS)))
     for lengths in [maps[i] for i in rng.choice(len(maps), 200, replace=False)] + [d.symbol_map]:
-        other = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET, lengths)
+        other = CODEC.encode(d.weights, d.biases, None, geo, lengths)
         assert int(other.core_bits.sum()) >= int(best.core_bits.sum()), lengths
     # Exhaustively through the histogram (the cost of a map is a sum over bit lengths):
-    n = np.bincount(C._magnitudes(np.concatenate(C._coded_bytes(d.weights, geo, TARGET)))[2],
+    n = np.bincount(C._magnitudes(np.concatenate(C.coded_bytes(d.weights, geo, TARGET)))[2],
                     minlength=C.BIT_LENGTHS)
 
     def cost(lengths):
@@ -152,15 +154,17 @@ def test_round_trip(case, target):
     kx, ky, kz, oc, kpc, dw = ROUND_TRIPS[case]
     rng = np.random.default_rng(sorted(ROUND_TRIPS).index(case))
     zp = int(rng.integers(0, 256))
-    geo = C.KernelGeometryV8(kx, ky, kz, oc, kpc, dw, zp)
+    geo = KernelGeometry(kernel_x=kx, kernel_y=ky, kernel_z=kz, out_channels=oc, kernels_per_superblock=kpc,
+                         zero_point=zp, depthwise=dw)
+    codec = codec_for(target)
     weights = _weights(rng, (oc, geo.kernel_channels, ky, kx), zp, not target.coef_delta_zero_point)
     biases = rng.integers(0, 1 << 32, oc, dtype=np.uint64).astype(np.uint32)
-    data = C.encode_coefficients_v8(weights, biases, geo, target)
+    data = codec.encode(weights, biases, None, geo).pack()
     desc = {"kernel_xy_size": kx, "kernel_y_size": ky, "kernel_z_size": kz, "kernel_z_size2": 0,
             "out_image_z_size": oc, "kernels_per_core": kpc, "depthwise": int(dw), "coef_zero_point": zp}
-    d = C.decode_coefficients_v8(data, desc, target, case)
-    assert np.array_equal(d.weights, weights) and np.array_equal(d.biases, biases)
-    assert len(data) == C.buffer_size_v8(data, desc, target)
+    d = codec.decode(data, desc, case)
+    assert np.array_equal(d.weights, weights) and np.array_equal(d.biases, biases) and d.trailers is None
+    assert len(data) == codec.size(data, desc)
 
 
 def test_kernel_order_covers_every_channel_once():
@@ -169,11 +173,13 @@ def test_kernel_order_covers_every_channel_once():
         for oc in [1] + list(range(TARGET.nn_cores, 80)):
             cores = min(oc, TARGET.nn_cores)
             for kpc in range(1, -(-oc // cores) + 1):
-                geo = C.KernelGeometryV8(3, 3, oc if dw else 2, oc, kpc, dw)
+                geo = KernelGeometry(kernel_x=3, kernel_y=3, kernel_z=oc if dw else 2, out_channels=oc,
+                                     kernels_per_superblock=kpc, depthwise=dw)
                 got = np.concatenate([ch for core in C.kernel_channels(geo, TARGET) for ch in core])
                 assert sorted(got.tolist()) == list(range(oc)), (dw, oc, kpc)
-    with pytest.raises(SimError, match="no known distribution"):
-        C.KernelGeometryV8(3, 3, 4, 4, 1, True).check(TARGET, "job")
+    with pytest.raises(CoefficientError, match="no known distribution"):
+        C.check_geometry(KernelGeometry(kernel_x=3, kernel_y=3, kernel_z=4, out_channels=4, kernels_per_superblock=1,
+                                        depthwise=True), TARGET, "job")
 
 
 # -- malformed and fuzzed buffers ----------------------------------------------------------------------
@@ -185,7 +191,7 @@ def _mutated(data: bytes, offset: int, value: int, width: int = 4) -> bytes:
     return bytes(b)
 
 
-def test_malformed_buffers_are_sim_errors_naming_the_job():
+def test_malformed_buffers_are_coefficient_errors_naming_the_job():
     job, desc, data = next(g for g in golden("mobilenet_quant_v1_224") if g[0].op_index == 5)
     header = C.HEADER.unpack(data[:C.HEADER_BYTES])
     word = lambda name: C.HEADER[name].byte_offset  # noqa: E731
@@ -204,12 +210,12 @@ def test_malformed_buffers_are_sim_errors_naming_the_job():
     }
     for name, (buf, message) in cases.items():
         C._CACHE.clear()
-        with pytest.raises(SimError, match=message) as info:
-            C.decode_coefficients_v8(buf, desc, TARGET, f"job-{name}")
+        with pytest.raises(CoefficientError, match=message) as info:
+            CODEC.decode(buf, desc, f"job-{name}")
         assert str(info.value).startswith(f"job-{name}: "), str(info.value)
 
 
-def test_fuzzed_buffers_fail_only_with_sim_error():
+def test_fuzzed_buffers_fail_only_with_coefficient_error():
     rng = np.random.default_rng(8)
     jobs = [g for g in golden("mobilenet_v2_1.0_224_quant") if g[0].coef_used_bytes < 4000]
     start, decoded, refused = time.perf_counter(), 0, 0
@@ -222,9 +228,9 @@ def test_fuzzed_buffers_fail_only_with_sim_error():
         if rng.random() < 0.1:
             buf = buf[:int(rng.integers(0, len(buf)))]
         try:
-            C.decode_coefficients_v8(bytes(buf), desc, TARGET, f"fuzz{k}")
+            CODEC.decode(bytes(buf), desc, f"fuzz{k}")
             decoded += 1
-        except SimError as e:
+        except CoefficientError as e:
             assert str(e).startswith(f"fuzz{k}: ") and "\n" not in str(e)
             refused += 1
     print(f"\n300 fuzzed buffers: {decoded} decoded, {refused} refused, {time.perf_counter() - start:.2f} s")
@@ -236,11 +242,11 @@ def test_decoding_mobilenet_v1_is_fast():
     C._CACHE.clear()
     start = time.perf_counter()
     for job, desc, data in jobs:
-        C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        CODEC.decode(data, desc, job.name)
     first = time.perf_counter() - start
     start = time.perf_counter()
     for job, desc, data in jobs:
-        C.decode_coefficients_v8(data, desc, TARGET, job.name)
+        CODEC.decode(data, desc, job.name)
     cached = time.perf_counter() - start
     print(f"\nMobileNet v1's {sum(len(d) for _, _, d in jobs)} v8 coefficient bytes: decoded in {first:.2f} s, "
           f"cached {cached * 1e3:.0f} ms")

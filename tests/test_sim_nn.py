@@ -6,7 +6,8 @@ output for it; every golden coefficient buffer decodes to the model's weights
 after Mesa's documented lowering and re-encodes to the same bytes; synthetic
 jobs cover shapes the golden set lacks (5x5 kernels, non-square kernels,
 partial 6-channel blocks, several superblocks, negative offsets with pooling);
-mutated descriptors and buffers must fail only with SimError.
+mutated descriptors and buffers must fail only with SimError (CoefficientError
+when decoded directly).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import numpy as np
 import pytest
 
 import golden_jobs as G
-from npuc.backend_vip import coeffs_v7
-from npuc.backend_vip.coeffs_v7 import KernelGeometry, decode_coefficients_v7, encode_coefficients_v7
+from npuc.coefs import KernelGeometry, codec_for, v7
 from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from npuc.hw.target import VIPNANO_QI
-from npuc.errors import SimError
+from npuc.errors import CoefficientError, SimError
 from npuc.sim import nn
 from npuc.sim.memory import Memory
 
 TARGET = VIPNANO_QI
+CODEC = v7.ZeroRunCodec(TARGET)
+assert codec_for(TARGET) == CODEC
 
 
 def golden_descriptor(job: G.GoldenJob) -> dict[str, int]:
@@ -179,7 +181,7 @@ def mesa_lowered_kernels(job: G.GoldenJob) -> tuple[np.ndarray, np.ndarray, np.n
 @pytest.mark.parametrize("model", G.GOLDEN_MODELS)
 def test_golden_coefficients_decode_to_lowered_tflite_weights(model):
     for job in G.nn_jobs(model):
-        decoded = decode_coefficients_v7(golden_coefficients(job), golden_descriptor(job), TARGET, job.name)
+        decoded = CODEC.decode(golden_coefficients(job), golden_descriptor(job), job.name)
         weights, biases, trailers = mesa_lowered_kernels(job)
         oc = decoded.out_channels
         assert oc == weights.shape[0], job.name
@@ -193,49 +195,48 @@ def test_ordering_rule_on_golden_jobs():
     seen = {}
     for model in G.GOLDEN_MODELS:
         for job in G.nn_jobs(model):
-            decoded = decode_coefficients_v7(golden_coefficients(job), golden_descriptor(job), TARGET, job.name)
+            decoded = CODEC.decode(golden_coefficients(job), golden_descriptor(job), job.name)
             seen.setdefault((job.op_name, decoded.weights.shape[2]), set()).add(decoded.ordering)
-    assert seen[("CONV_2D", 1)] == {coeffs_v7.ORDER_POINTWISE}
-    assert seen[("DEPTHWISE_CONV_2D", 3)] == {coeffs_v7.ORDER_INTERLEAVED}
-    assert seen[("ADD", 2)] == {coeffs_v7.ORDER_INTERLEAVED}  # two input planes, one kernel
+    assert seen[("CONV_2D", 1)] == {v7.ORDER_POINTWISE}
+    assert seen[("DEPTHWISE_CONV_2D", 3)] == {v7.ORDER_INTERLEAVED}
+    assert seen[("ADD", 2)] == {v7.ORDER_INTERLEAVED}  # two input planes, one kernel
 
 
 @pytest.mark.parametrize("model", G.GOLDEN_MODELS)
 def test_reencoding_decoded_golden_kernels_reproduces_the_bytes(model):
     for job in G.nn_jobs(model):
         desc, data = golden_descriptor(job), golden_coefficients(job)
-        decoded = decode_coefficients_v7(data, desc, TARGET, job.name)
-        again = encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers,
-                                       KernelGeometry.from_descriptor(desc), TARGET, decoded.zrl_bits,
-                                       mesa_flushes=True)
+        decoded = CODEC.decode(data, desc, job.name)
+        again = CODEC.encode(decoded.weights, decoded.biases, decoded.trailers, KernelGeometry.from_descriptor(desc),
+                             zrl_bits=decoded.zrl_bits, mesa_flushes=True).pack()
         assert again == data, job.name
 
 
 def test_encoder_picks_the_smallest_zero_run_width():
     job = next(j for j in G.nn_jobs("mobilenet_quant_v1_224") if j.op_index == 13)  # expanded depthwise
     desc = golden_descriptor(job)
-    decoded = decode_coefficients_v7(golden_coefficients(job), desc, TARGET, job.name)
+    decoded = CODEC.decode(golden_coefficients(job), desc, job.name)
     geo = KernelGeometry.from_descriptor(desc)
-    sizes = {z: len(encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers, geo, TARGET, z))
+    sizes = {z: len(CODEC.encode(decoded.weights, decoded.biases, decoded.trailers, geo, zrl_bits=z).pack())
              for z in range(TARGET.zrl_bits_max + 1)}
-    chosen = encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers, geo, TARGET)
+    chosen = CODEC.encode(decoded.weights, decoded.biases, decoded.trailers, geo).pack()
     assert len(chosen) == min(sizes.values()) < sizes[0] // 4
-    again = decode_coefficients_v7(chosen, desc, TARGET, "re-encoded")
+    again = CODEC.decode(chosen, desc, "re-encoded")
     assert np.array_equal(again.weights, decoded.weights)
 
 
 def test_decoding_mobilenet_v1_is_fast():
     jobs = G.nn_jobs("mobilenet_quant_v1_224")
     buffers = [(golden_coefficients(j), golden_descriptor(j)) for j in jobs]
-    coeffs_v7._CACHE.clear()
-    coeffs_v7._cached_plan.cache_clear()
+    v7._CACHE.clear()
+    v7._cached_layout.cache_clear()
     start = time.perf_counter()
     for data, desc in buffers:
-        decode_coefficients_v7(data, desc, TARGET)
+        CODEC.decode(data, desc)
     cold = time.perf_counter() - start
     start = time.perf_counter()
     for data, desc in buffers:
-        decode_coefficients_v7(data, desc, TARGET)
+        CODEC.decode(data, desc)
     cached = time.perf_counter() - start
     print(f"\ndecoding {sum(len(d) for d, _ in buffers)} coefficient bytes: {cold:.3f} s, cached {cached:.4f} s")
     assert cold < 1.5 and cached < 0.1
@@ -320,7 +321,7 @@ def synthetic_job(rng, *, z, oc, ky, kx, in_x, in_y, out_x, out_y, kpc, x_off=0,
     biases = rng.integers(-20000, 20000, slots).astype(np.int64)
     plane_x, plane_y = (out_x // 2, out_y // 2) if pool else (out_x, out_y)
     trailers = np.arange(slots) * plane_x * plane_y
-    coef = encode_coefficients_v7(weights, biases.astype(np.uint32), trailers.astype(np.uint32), geo, TARGET)
+    coef = CODEC.encode(weights, biases.astype(np.uint32), trailers.astype(np.uint32), geo).pack()
     image = rng.integers(0, 256, (z, in_y, in_x)).astype(np.uint8)
     mult, shift = int(rng.integers(0, 1 << 15)), int(rng.integers(20, 26))
     tx = tile[0] or min(out_x, TARGET.max_tile_x)
@@ -408,7 +409,7 @@ def test_malformed_coefficients_are_reported_with_the_job_name():
     odd = bytearray(data)
     odd[0:4] = (int.from_bytes(odd[0:4], "little") - 4).to_bytes(4, "little")
     cases["size not aligned"] = (bytes(odd), "multiple of 64")
-    header = coeffs_v7.core_size_table(TARGET).size
+    header = CODEC.header_bytes
     count = bytearray(data)
     count[header + 1] ^= 1  # kernels_per_core of core 0
     cases["kernel count"] = (bytes(count), "kernels")
@@ -419,9 +420,9 @@ def test_malformed_coefficients_are_reported_with_the_job_name():
     run[header + 3] ^= 0x1F  # first pair's run: zero points now cross the bias word
     cases["run crosses word"] = (bytes(run), "zero runs do not end")
     for name, (buf, message) in cases.items():
-        coeffs_v7._CACHE.clear()
-        with pytest.raises(SimError, match=message) as info:
-            decode_coefficients_v7(buf, desc, TARGET, f"job-{name}")
+        v7._CACHE.clear()
+        with pytest.raises(CoefficientError, match=message) as info:
+            CODEC.decode(buf, desc, f"job-{name}")
         assert f"job-{name}" in str(info.value)
 
 

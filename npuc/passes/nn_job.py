@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip import coeffs
+from ..coefs import KernelGeometry, codec_for, plane_offsets_in_stream
 from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from ..hw.fields import LayoutError
 from ..backend_vip.jobs import NNJob, Ref
@@ -120,7 +120,7 @@ def build_nn_job(spec: ConvJob, target: Target) -> BuiltJob:
     oc, kz, ky, kx = weights.shape
     output = spec.output
     trailers = np.asarray(spec.trailers, dtype=np.int64)
-    if coeffs.plane_offsets_in_stream(target):
+    if plane_offsets_in_stream(target):
         cores = min(oc, target.nn_cores)
         slots = cores * -(-oc // cores)
         weights = _pad_slots(weights, slots)
@@ -162,8 +162,8 @@ def build_nn_job(spec: ConvJob, target: Target) -> BuiltJob:
     except LayoutError as e:
         raise LimitError(f"{spec.name}: {e}") from None
 
-    coefficients = coeffs.plan_coefficients(weights, words, trailers, {**desc, "depthwise": int(spec.depthwise)},
-                                            target)
+    coefficients = codec_for(target).encode(weights, words, trailers,
+                                            KernelGeometry.from_descriptor({**desc, "depthwise": int(spec.depthwise)}))
     desc.update(sram_fields(tiling, kx, ky, in_planes, oc, coefficients.cache_bytes, target))
     job = NNJob(name=spec.name, op=spec.op, desc=desc, weights=weights, biases=words, trailers=trailers,
                 input=spec.input, output=output, coefficients=coefficients, note=spec.note)

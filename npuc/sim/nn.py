@@ -40,15 +40,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ..backend_vip import coeffs
-from ..backend_vip.coeffs_v7 import KernelGeometry
+from ..coefs import DecodedKernels, KernelGeometry, codec_for
 from ..hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from ..hw.target import Target
-from ..errors import SimError
+from ..errors import CoefficientError, SimError
 from .memory import Memory
 
 #: Fields whose only modelled value is this one (Mesa's v7 values): any other
@@ -89,7 +87,7 @@ _GATHER_CHANNEL_FRACTION = 16
 class PreparedKernels:
     """Decoded kernels in the form the arithmetic needs (cached with the decode)."""
 
-    decoded: Any                     # coeffs_v7.DecodedKernels or coeffs_v8.DecodedKernelsV8
+    decoded: DecodedKernels
     bias: np.ndarray                 # int64 [slots]
     dense: np.ndarray | None         # float64 [slots][Z*KY*KX] of (w - coef_zero_point)
     channels: np.ndarray | None      # int64 [slots][m]: the input channels each slot reads
@@ -209,9 +207,13 @@ _PREPARED: OrderedDict[int, PreparedKernels] = OrderedDict()
 
 def _kernels(mem: Memory, desc: dict[str, int], target: Target, job: str) -> PreparedKernels:
     address = desc["kernel_address"] * target.coef_align
-    header = mem.view(address, coeffs.header_bytes(target), job, "coefficient header")
-    size = coeffs.buffer_size(header, desc, target, job)
-    decoded = coeffs.decode_coefficients(mem.view(address, size, job, "coefficients"), desc, target, job)
+    codec = codec_for(target)
+    try:
+        header = mem.view(address, codec.header_bytes, job, "coefficient header")
+        size = codec.size(header, desc, job)
+        decoded = codec.decode(mem.view(address, size, job, "coefficients"), desc, job)
+    except CoefficientError as e:  # the device refuses the job
+        raise SimError(str(e)) from None
     hit = _PREPARED.get(id(decoded))
     if hit is not None and hit.decoded is decoded:
         _PREPARED.move_to_end(id(decoded))
@@ -223,7 +225,7 @@ def _kernels(mem: Memory, desc: dict[str, int], target: Target, job: str) -> Pre
     return prepared
 
 
-def _prepare(decoded: Any, zero_point: int, depthwise: bool, input_offset: int) -> PreparedKernels:
+def _prepare(decoded: DecodedKernels, zero_point: int, depthwise: bool, input_offset: int) -> PreparedKernels:
     """``input_offset``: what the MAC array subtracts from every input byte (folded into the bias here)."""
     w = decoded.weights.astype(np.int16) - np.int16(zero_point)  # [slots][Z][KY][KX]
     slots, z = w.shape[:2]
