@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 from . import vipbin
 from .hw import registers as R
-from .backend_vip.coeffs import buffer_size
+from .coefs import codec_for
 from .hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
 from .hw.fields import Layout
 from .hw.target import Target, get_target
-from .errors import BlobError, SimError, UsageError
+from .errors import BlobError, CoefficientError, SimError, UsageError
 from .program_meta import HOST, NN, PROGRAM_KEY, TP, ProgramInfo, StepInfo, decode
 
 
@@ -126,8 +126,8 @@ class _Decoder:
     def coefficient_size(self, coef: Place, desc: dict[str, int], target: Target, what: str) -> int:
         """Bytes of the coefficient buffer at ``coef``, from its own header (the target's format)."""
         try:
-            return buffer_size(self.blob.buffers[coef.buffer].init[coef.offset:], desc, target, what)
-        except SimError as e:
+            return codec_for(target).size(self.blob.buffers[coef.buffer].init[coef.offset:], desc, what)
+        except (CoefficientError, SimError) as e:
             raise self.fail(str(e)) from None
 
     def nn(self, entry: Entry, at: Place, target: Target, what: str) -> None:

@@ -56,3 +56,7 @@ class DeviceError(NpucError):
 
 class SimError(DeviceError):
     """The simulator met something the hardware would not accept; names the job."""
+
+
+class CoefficientError(NpucError):
+    """A coefficient buffer is malformed or does not fit the NN descriptor that reads it; names the job."""

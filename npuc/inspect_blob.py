@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from . import vipbin
-from .backend_vip.coeffs import plane_offsets_in_stream
+from .coefs import plane_offsets_in_stream
 from .hw.descriptors import NN_CACHE_FULL, NN_CACHE_NONE, NN_CACHE_PARTIAL, NN_POOLING_FIRST_PIXEL, kernel_z
 from .blob_program import DecodedBlob, Entry, decode_blob
 from .latency import LatencyEstimate, StepEstimate, estimate_blob

@@ -19,14 +19,14 @@ from typing import Sequence
 import numpy as np
 
 from . import vipbin
-from .backend_vip.coeffs import buffer_size
+from .coefs import codec_for
 from .hw.descriptors import NN_DESCRIPTOR, TP_DESCRIPTOR
 from .hw.perf import Cost, estimate_nn_descriptor, estimate_tp_descriptors, seconds
 from .hw.perf_host import host_seconds
 from .host import HOST_OPS
 from .hw.target import Target
 from .blob_program import DecodedBlob, Entry
-from .errors import InputError, SimError
+from .errors import CoefficientError, InputError, SimError
 from .program_meta import HOST, NN, TP
 from .golden import GoldenDir, load_golden
 
@@ -127,8 +127,8 @@ def golden_costs(golden: GoldenDir, target: Target) -> list[StepEstimate]:
                 desc = NN_DESCRIPTOR.unpack(_bo_bytes(golden, op.submit, job.descriptor, what))
                 coef_at = desc["kernel_address"] * target.coef_align
                 try:
-                    size = buffer_size(_bo_bytes(golden, op.submit, coef_at, what), desc, target, what)
-                except SimError as e:
+                    size = codec_for(target).size(_bo_bytes(golden, op.submit, coef_at, what), desc, what)
+                except (CoefficientError, SimError) as e:
                     raise InputError(str(e)) from None
                 out.append(_npu(NN, estimate_nn_descriptor(desc, size, target), target))
         else:

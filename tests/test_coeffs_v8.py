@@ -1,5 +1,5 @@
 """The v8 coefficient format against Mesa's golden i.MX 8M Plus buffers: the compiler's encoder
-(npuc/backend_vip/coeffs_v8.py) and the simulator's own decoder (npuc/sim/coef_v8.py).
+(npuc/coefs/v8.py) and the simulator's own decoder (npuc/sim/coef_v8.py).
 
 * Every golden buffer decodes to the model's own weights (Mesa's lowering of
   them: transposed, reshuffled, depthwise one channel per kernel) and to
@@ -24,15 +24,17 @@ import pytest
 
 import golden_jobs as G
 import oracle
-from npuc.backend_vip import coeffs_v8 as C
+from npuc.coefs import KernelGeometry, codec_for, v8 as C
 from npuc.hw.descriptors import NN_DESCRIPTOR
 from npuc.hw.target import VIPNANO_SI_PLUS, VIPPICO_V3
-from npuc.errors import SimError
+from npuc.errors import CoefficientError, SimError
 from npuc.frontend_tflite import load_tflite
 from npuc.passes import stride2
 from npuc.sim import coef_v8 as S
 
 TARGET = VIPNANO_SI_PLUS
+CODEC = C.HuffmanCodec(TARGET)
+assert codec_for(TARGET) == CODEC
 #: The MAC array's input offset on v8 (vipnano-nn.md 3.2), written out to check the target's value.
 V8_INPUT_OFFSET = 128
 
@@ -92,9 +94,9 @@ def test_reencoding_with_mesas_symbol_map_gives_mesas_bytes_and_npucs_map_fewer(
     mesa_total = ours_total = 0
     for job, desc, data in golden(model):
         d = S.decode_v8(data, desc, TARGET, job.name)
-        geo = C.KernelGeometryV8.from_descriptor(desc)
-        assert C.encode_coefficients_v8(d.weights, d.biases, geo, TARGET, d.symbol_map) == data, job.name
-        ours = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET)
+        geo = KernelGeometry.from_descriptor(desc)
+        assert C.encode_coefficients(d.weights, d.biases, geo, TARGET, d.symbol_map) == data, job.name
+        ours = C.plan_coefficients(d.weights, d.biases, geo, TARGET)
         assert ours.total_bytes <= len(data), job.name
         again = S.decode_v8(ours.pack(), desc, TARGET, job.name)
         assert np.array_equal(again.weights, d.weights) and np.array_equal(again.biases, d.biases)
@@ -108,15 +110,15 @@ def test_chosen_symbol_map_codes_in_the_fewest_bits():
     """Against every one of the 8! maps, on a real layer (MobileNet v1's first pointwise convolution)."""
     job, desc, data = next(g for g in golden("mobilenet_quant_v1_224") if g[0].op_index == 2)
     d = S.decode_v8(data, desc, TARGET, job.name)
-    geo = C.KernelGeometryV8.from_descriptor(desc)
-    best = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET)
+    geo = KernelGeometry.from_descriptor(desc)
+    best = C.plan_coefficients(d.weights, d.biases, geo, TARGET)
     rng = np.random.default_rng(5)
     maps = list(permutations(range(C.BIT_LENGTHS)))
     for lengths in [maps[i] for i in rng.choice(len(maps), 200, replace=False)] + [d.symbol_map]:
-        other = C.plan_coefficients_v8(d.weights, d.biases, geo, TARGET, lengths)
+        other = CODEC.encode(d.weights, d.biases, None, geo, lengths)
         assert int(other.core_bits.sum()) >= int(best.core_bits.sum()), lengths
     # Exhaustively through the histogram (the cost of a map is a sum over bit lengths):
-    n = np.bincount(C._magnitudes(np.concatenate(C._coded_bytes(d.weights, geo, TARGET)))[2],
+    n = np.bincount(C._magnitudes(np.concatenate(C.coded_bytes(d.weights, geo, TARGET)))[2],
                     minlength=C.BIT_LENGTHS)
 
     def cost(lengths):
@@ -155,10 +157,12 @@ def test_round_trip(case, target):
     kx, ky, kz, oc, kpc, dw = ROUND_TRIPS[case]
     rng = np.random.default_rng(sorted(ROUND_TRIPS).index(case))
     zp = int(rng.integers(0, 256))
-    geo = C.KernelGeometryV8(kx, ky, kz, oc, kpc, dw, zp)
+    geo = KernelGeometry(kernel_x=kx, kernel_y=ky, kernel_z=kz, out_channels=oc, kernels_per_superblock=kpc,
+                         zero_point=zp, depthwise=dw)
+    codec = codec_for(target)
     weights = _weights(rng, (oc, geo.kernel_channels, ky, kx), zp, not target.coef_delta_zero_point)
     biases = rng.integers(0, 1 << 32, oc, dtype=np.uint64).astype(np.uint32)
-    data = C.encode_coefficients_v8(weights, biases, geo, target)
+    data = codec.encode(weights, biases, None, geo).pack()
     desc = {"kernel_xy_size": kx, "kernel_y_size": ky, "kernel_z_size": kz, "kernel_z_size2": 0,
             "out_image_z_size": oc, "kernels_per_core": kpc, "depthwise": int(dw), "coef_zero_point": zp}
     d = S.decode_v8(data, desc, target, case)
@@ -172,14 +176,15 @@ def test_kernel_order_covers_every_channel_once():
         for oc in [1] + list(range(TARGET.nn_cores, 80)):
             cores = min(oc, TARGET.nn_cores)
             for kpc in range(1, -(-oc // cores) + 1):
-                geo = C.KernelGeometryV8(3, 3, oc if dw else 2, oc, kpc, dw)
+                geo = KernelGeometry(kernel_x=3, kernel_y=3, kernel_z=oc if dw else 2, out_channels=oc,
+                                     kernels_per_superblock=kpc, depthwise=dw)
                 got = np.concatenate([ch for core in C.kernel_channels(geo, TARGET) for ch in core])
                 assert sorted(got.tolist()) == list(range(oc)), (dw, oc, kpc)
                 # The simulator's reading of the order is the same.
                 sim = [ch for core in S.kernel_channels(oc, kpc, dw, TARGET) for sb in core for ch in sb]
                 assert sim == got.tolist(), (dw, oc, kpc)
-    with pytest.raises(SimError, match="no known distribution"):
-        C.KernelGeometryV8(3, 3, 4, 4, 1, True).check(TARGET, "job")
+    with pytest.raises(CoefficientError, match="no known distribution"):
+        C.check_geometry(KernelGeometry(3, 3, 4, 4, 1, depthwise=True), TARGET, "job")
     desc = {"kernel_xy_size": 3, "kernel_y_size": 3, "kernel_z_size": 4, "kernel_z_size2": 0, "out_image_z_size": 4,
             "kernels_per_core": 1, "depthwise": 1, "coef_zero_point": 0}
     with pytest.raises(SimError, match="^job: .*no known distribution"):
@@ -195,7 +200,7 @@ def _mutated(data: bytes, offset: int, value: int, width: int = 4) -> bytes:
     return bytes(b)
 
 
-def test_malformed_buffers_are_sim_errors_naming_the_job():
+def test_malformed_buffers_are_coefficient_errors_naming_the_job():
     job, desc, data = next(g for g in golden("mobilenet_quant_v1_224") if g[0].op_index == 5)
     header = C.HEADER.unpack(data[:C.HEADER_BYTES])
     word = lambda name: C.HEADER[name].byte_offset  # noqa: E731

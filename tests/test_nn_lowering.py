@@ -27,7 +27,7 @@ import golden_jobs as G
 import oracle
 from lowering_harness import encoded_program, LayerResult, encode, nn_jobs_by_op, op_steps, run_op, verify_op
 from npuc.hw import perf
-from npuc.backend_vip.coeffs_v7 import decode_coefficients_v7
+from npuc.coefs import codec_for
 from npuc.hw.descriptors import NN_CACHE_NONE, NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
 from npuc.passes.npu_program import Program
 from npuc.backend_vip.jobs import NNJob
@@ -322,7 +322,7 @@ def test_golden_coefficients_decode_to_npuc_kernels(model):
     checked = defaultdict(int)
     for gj in G.nn_jobs(model):
         mesa_desc = NN_DESCRIPTOR.unpack(G.bo_bytes(model, gj.submit, gj.desc_bo))
-        mesa = decode_coefficients_v7(G.bo_bytes(model, gj.submit, gj.coef_bo), mesa_desc, TARGET, gj.name)
+        mesa = codec_for(TARGET).decode(G.bo_bytes(model, gj.submit, gj.coef_bo), mesa_desc, gj.name)
         oc = mesa.out_channels
         for job in jobs[gj.op_index]:
             n = job.desc["out_image_z_size"]

@@ -33,12 +33,12 @@ import pytest
 
 import oracle
 from npuc import vipbin
-from npuc.backend_vip import coeffs
-from npuc.backend_vip import coeffs_v7 as compiler_v7
-from npuc.backend_vip import coeffs_v8 as compiler_v8
+from npuc.coefs import KernelGeometry, codec_for
+from npuc.coefs import v7 as compiler_v7
+from npuc.coefs import v8 as compiler_v8
 from npuc.blob_program import decode_blob
 from npuc.driver import compile_model
-from npuc.errors import SimError
+from npuc.errors import CoefficientError, SimError
 from npuc.hw import coef_v7 as hw_v7
 from npuc.hw import coef_v8 as hw_v8
 from npuc.hw.descriptors import NN_DESCRIPTOR
@@ -70,12 +70,13 @@ def forget_compiler_decodes() -> None:
 
 
 def both(buf: bytes, desc: dict[str, int], target: Target, job: str):
-    """(simulator's decode or its SimError, compiler's decode or its SimError)."""
+    """(simulator's decode or its SimError, compiler's decode or its CoefficientError)."""
     out = []
-    for decode in (coef.decode_coefficients, coeffs.decode_coefficients):
+    for decode in (lambda: coef.decode_coefficients(buf, desc, target, job),
+                   lambda: codec_for(target).decode(buf, desc, job)):
         try:
-            out.append(decode(buf, desc, target, job))
-        except SimError as e:
+            out.append(decode())
+        except (SimError, CoefficientError) as e:
             out.append(e)
     return tuple(out)
 
@@ -83,8 +84,9 @@ def both(buf: bytes, desc: dict[str, int], target: Target, job: str):
 def assert_agree(buf: bytes, desc: dict[str, int], target: Target, job: str) -> bool:
     """Both decoders read the same kernels (or both refuse); True if they decoded."""
     sim, ref = both(buf, desc, target, job)
-    if isinstance(sim, SimError) or isinstance(ref, SimError):
-        assert isinstance(sim, SimError) and isinstance(ref, SimError), f"{job}: simulator {sim!r}, compiler {ref!r}"
+    if isinstance(sim, SimError) or isinstance(ref, CoefficientError):
+        assert isinstance(sim, SimError) and isinstance(ref, CoefficientError), \
+            f"{job}: simulator {sim!r}, compiler {ref!r}"
         assert str(sim).startswith(f"{job}: "), str(sim)
         return False
     assert sim.weights.shape == ref.weights.shape, job
@@ -95,7 +97,7 @@ def assert_agree(buf: bytes, desc: dict[str, int], target: Target, job: str) -> 
     else:
         assert np.array_equal(sim.trailers, ref.trailers), f"{job}: trailer words differ"
     size = coef.buffer_size(buf[:coef.header_bytes(target)], desc, target, job)
-    assert size == coeffs.buffer_size(buf[:coeffs.header_bytes(target)], desc, target, job) == sim.total_bytes, job
+    assert size == codec_for(target).size(buf[:codec_for(target).header_bytes], desc, job) == sim.total_bytes, job
     return True
 
 
@@ -217,13 +219,13 @@ def test_decoders_agree_on_every_nn_job_of_npucs_blobs(model, target):
 def v7_case(out_channels: int = 11) -> tuple[dict[str, int], bytes]:
     """A zero-run coded v7 buffer: 3x3 kernels over 16 channels, one kernel per core and superblock."""
     rng = np.random.default_rng(7)
-    geo = compiler_v7.KernelGeometry(kernel_x=3, kernel_y=3, kernel_z=16, out_channels=out_channels,
-                                     kernels_per_superblock=1, in_image_x_size=8, zero_point=120)
+    geo = KernelGeometry(kernel_x=3, kernel_y=3, kernel_z=16, out_channels=out_channels, kernels_per_superblock=1,
+                         in_image_x_size=8, zero_point=120)
     slots = geo.slots(VIPNANO_QI)
     weights = rng.integers(0, 256, (slots, 16, 3, 3)).astype(np.uint8)
     weights[rng.random(weights.shape) < 0.7] = 120
-    data = compiler_v7.encode_coefficients_v7(weights, rng.integers(0, 1 << 32, slots, dtype=np.uint64),
-                                              np.arange(slots, dtype=np.uint64) * 64, geo, VIPNANO_QI, zrl_bits=3)
+    data = compiler_v7.encode_coefficients(weights, rng.integers(0, 1 << 32, slots, dtype=np.uint64),
+                                           np.arange(slots, dtype=np.uint64) * 64, geo, VIPNANO_QI, zrl_bits=3)
     desc = {"kernel_xy_size": 3, "kernel_y_size": 3, "kernel_z_size": 16, "kernel_z_size2": 0,
             "out_image_z_size": out_channels, "kernels_per_core": 1, "in_image_x_size": 8, "coef_zero_point": 120,
             "depthwise": 0}
@@ -233,10 +235,10 @@ def v7_case(out_channels: int = 11) -> tuple[dict[str, int], bytes]:
 def v8_case() -> tuple[dict[str, int], bytes]:
     """A small v8 buffer (3x3 kernels over 4 channels, 9 outputs on 6 cores)."""
     rng = np.random.default_rng(8)
-    geo = compiler_v8.KernelGeometryV8(3, 3, 4, 9, 1, False, 131)
+    geo = KernelGeometry(3, 3, 4, 9, 1, zero_point=131)
     weights = rng.integers(0, 256, (9, 4, 3, 3)).astype(np.uint8)
-    data = compiler_v8.encode_coefficients_v8(weights, rng.integers(0, 1 << 32, 9, dtype=np.uint64).astype(np.uint32),
-                                              geo, VIPNANO_SI_PLUS)
+    data = compiler_v8.encode_coefficients(weights, rng.integers(0, 1 << 32, 9, dtype=np.uint64).astype(np.uint32),
+                                           geo, VIPNANO_SI_PLUS)
     desc = {"kernel_xy_size": 3, "kernel_y_size": 3, "kernel_z_size": 4, "kernel_z_size2": 0, "out_image_z_size": 9,
             "kernels_per_core": 1, "in_image_x_size": 8, "coef_zero_point": 131, "depthwise": 0}
     return desc, data

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import golden_jobs as G
-from npuc.backend_vip.coeffs_v7 import KernelGeometry, encode_coefficients_v7
+from npuc.coefs import KernelGeometry, codec_for, v7
 from npuc.hw import coef_v7 as hw_v7
 from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL, NN_POOLING_NONE
 from npuc.hw.target import VIPNANO_QI
@@ -32,6 +32,8 @@ from npuc.sim.coef_v7 import decode_v7
 from npuc.sim.memory import Memory
 
 TARGET = VIPNANO_QI
+CODEC = v7.ZeroRunCodec(TARGET)
+assert codec_for(TARGET) == CODEC
 
 
 def golden_descriptor(job: G.GoldenJob) -> dict[str, int]:
@@ -210,9 +212,8 @@ def test_reencoding_decoded_golden_kernels_reproduces_the_bytes(model):
     for job in G.nn_jobs(model):
         desc, data = golden_descriptor(job), golden_coefficients(job)
         decoded = decode_v7(data, desc, TARGET, job.name)
-        again = encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers,
-                                       KernelGeometry.from_descriptor(desc), TARGET, decoded.zrl_bits,
-                                       mesa_flushes=True)
+        again = CODEC.encode(decoded.weights, decoded.biases, decoded.trailers, KernelGeometry.from_descriptor(desc),
+                             zrl_bits=decoded.zrl_bits, mesa_flushes=True).pack()
         assert again == data, job.name
 
 
@@ -221,9 +222,9 @@ def test_encoder_picks_the_smallest_zero_run_width():
     desc = golden_descriptor(job)
     decoded = decode_v7(golden_coefficients(job), desc, TARGET, job.name)
     geo = KernelGeometry.from_descriptor(desc)
-    sizes = {z: len(encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers, geo, TARGET, z))
+    sizes = {z: len(CODEC.encode(decoded.weights, decoded.biases, decoded.trailers, geo, zrl_bits=z).pack())
              for z in range(TARGET.zrl_bits_max + 1)}
-    chosen = encode_coefficients_v7(decoded.weights, decoded.biases, decoded.trailers, geo, TARGET)
+    chosen = CODEC.encode(decoded.weights, decoded.biases, decoded.trailers, geo).pack()
     assert len(chosen) == min(sizes.values()) < sizes[0] // 4
     again = decode_v7(chosen, desc, TARGET, "re-encoded")
     assert np.array_equal(again.weights, decoded.weights)
@@ -324,7 +325,7 @@ def synthetic_job(rng, *, z, oc, ky, kx, in_x, in_y, out_x, out_y, kpc, x_off=0,
     biases = rng.integers(-20000, 20000, slots).astype(np.int64)
     plane_x, plane_y = (out_x // 2, out_y // 2) if pool else (out_x, out_y)
     trailers = np.arange(slots) * plane_x * plane_y
-    coef = encode_coefficients_v7(weights, biases.astype(np.uint32), trailers.astype(np.uint32), geo, TARGET)
+    coef = CODEC.encode(weights, biases.astype(np.uint32), trailers.astype(np.uint32), geo).pack()
     image = rng.integers(0, 256, (z, in_y, in_x)).astype(np.uint8)
     mult, shift = int(rng.integers(0, 1 << 15)), int(rng.integers(20, 26))
     tx = tile[0] or min(out_x, TARGET.max_tile_x)

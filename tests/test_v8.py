@@ -29,7 +29,7 @@ import golden_jobs as G
 import oracle
 from lowering_harness import encoded_program, nn_jobs_by_op
 from npuc import vipbin
-from npuc.backend_vip.coeffs_v8 import decode_coefficients_v8
+from npuc.coefs import codec_for
 from npuc.hw.descriptors import NN_DESCRIPTOR, NN_POOLING_FIRST_PIXEL
 from npuc.passes.npu_program import Program
 from npuc.backend_vip.nn_encode import sram_fields
@@ -163,7 +163,7 @@ def test_mesas_v8_buffers_hold_npucs_kernels_and_bias_words(model):
         job = jobs[gj.op_index][0]
         if not G.compiled_alike(NN_DESCRIPTOR.unpack(NN_DESCRIPTOR.pack(job.desc)), mesa_desc):
             continue
-        mesa = decode_coefficients_v8(G.bo_bytes(model, gj.submit, gj.coef_bo, G.V8), mesa_desc, TARGET, gj.name)
+        mesa = codec_for(TARGET).decode(G.bo_bytes(model, gj.submit, gj.coef_bo, G.V8), mesa_desc, gj.name)
         assert np.array_equal(mesa.weights, job.weights), gj.name
         assert np.array_equal(mesa.biases, job.biases), gj.name
         checked[gj.op_name] += 1

@@ -8,7 +8,7 @@ import pytest
 import oracle
 from npuc import verify as V
 from npuc import vipbin
-from npuc.backend_vip.coeffs_v7 import KernelGeometry, decode_coefficients_v7, encode_coefficients_v7
+from npuc.coefs import KernelGeometry, v7
 from npuc.blob_program import decode_blob
 from npuc.cli import main
 from npuc.driver import compile_model
@@ -55,7 +55,8 @@ def _corrupt_one_weight(raw: bytes, op: int) -> tuple[bytes, int]:
     desc, at, size = entry.descs[0], entry.coefficients, entry.coefficient_bytes
     buf = blob.buffers[at.buffer]
     old = buf.init[at.offset:at.offset + size]
-    kernels = decode_coefficients_v7(old, desc, decoded.target)
+    codec = v7.ZeroRunCodec(decoded.target)
+    kernels = codec.decode(old, desc)
     weights = kernels.weights.copy()
     # The input channel TFLite's input to this layer is largest in, so that the change shows.
     graph_op = compile_model(MNV1).program.op(op)
@@ -63,10 +64,10 @@ def _corrupt_one_weight(raw: bytes, op: int) -> tuple[bytes, int]:
     z = int(np.argmax(values.reshape(-1, values.shape[-1]).mean(axis=0)))
     zp = desc["coef_zero_point"]
     weights[0, z, 0, 0] = zp + 100 if zp < 128 else zp - 100   # no zero run starts or ends: same size
-    new = encode_coefficients_v7(weights, kernels.biases, kernels.trailers, KernelGeometry.from_descriptor(desc),
-                                 decoded.target, zrl_bits=kernels.zrl_bits)
+    new = codec.encode(weights, kernels.biases, kernels.trailers, KernelGeometry.from_descriptor(desc),
+                       zrl_bits=kernels.zrl_bits).pack()
     assert len(new) == size
-    assert np.count_nonzero(decode_coefficients_v7(new, desc, decoded.target).weights != kernels.weights) == 1
+    assert np.count_nonzero(codec.decode(new, desc).weights != kernels.weights) == 1
     init = bytearray(buf.init)
     init[at.offset:at.offset + size] = new
     buffers = list(blob.buffers)

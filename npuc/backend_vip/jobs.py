@@ -8,10 +8,10 @@ turning every tensor reference into a relocation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ..coefs import CoefficientPlan
 from ..passes.npu_program import HostCall, Ref
 
 
@@ -36,7 +36,7 @@ class NNJob:
     trailers: np.ndarray
     input: Ref
     output: Ref
-    coefficients: Any              # the planned coefficient buffer (.total_bytes, .pack())
+    coefficients: CoefficientPlan  # the planned coefficient buffer (.total_bytes, .pack())
     note: str = ""                # why this lowering (shown by npuc inspect)
 
 

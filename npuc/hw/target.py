@@ -17,7 +17,7 @@ from ..errors import UsageError
 from .coef_v7 import PATCH_COLUMNS, PATCH_ROWS, POINTWISE_Z_BLOCK
 
 
-#: Coefficient buffer formats (``Target.coef_format``): npuc/backend_vip/coeffs_v7.py and coeffs_v8.py.
+#: Coefficient buffer formats (``Target.coef_format``): npuc/coefs/v7.py and v8.py (declared in coef_v7/coef_v8).
 COEF_ZERO_RUN = "zero-run"
 COEF_HUFFMAN = "huffman"
 #: Mesa's tiling rules (``Target.tiling_rule``, vipnano-nn.md 5.1 and 5.2).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend_vip import coeffs
+from ..coefs import plane_offsets_in_stream
 from ..hw.descriptors import NN_DESCRIPTOR
 from .npu_program import NPU_ELEMENT_TYPES
 from ..hw.target import Target
@@ -92,7 +92,7 @@ def conv_weights(graph: Graph, op: Op, target: Target) -> str | None:
 
 def _scale_runs(graph: Graph, op: Op, axis: int, target: Target) -> str | None:
     """On cores whose kernels write consecutive planes (v8), each job is a run of consecutive channels."""
-    if coeffs.plane_offsets_in_stream(target):
+    if plane_offsets_in_stream(target):
         return None
     layer = weighted_layer(graph, op, axis)
     jobs = len(scale_groups(layer, np.arange(layer.kernels.shape[0]), target, op.name))

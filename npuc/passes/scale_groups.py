@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend_vip import coeffs
+from ..coefs import plane_offsets_in_stream
 from .npu_program import INT8_OFFSET, npu_bytes
 from ..hw.target import Target
 from ..ir import Tensor
@@ -121,7 +121,7 @@ def scale_groups(layer: WeightedLayer, channels: np.ndarray, target: Target, wha
         order = np.argsort(members)
         out.append(ScaleGroup(channels[members[order]], (kernels[order] + INT8_OFFSET).astype(np.uint8),
                               bias[order], scale, INT8_OFFSET))
-    if not coeffs.plane_offsets_in_stream(target):
+    if not plane_offsets_in_stream(target):
         out = [run for g in out for run in _consecutive_runs(g)]
     return out
 

@@ -21,11 +21,9 @@ lowering's trailers then only say where the first plane is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
-from ..backend_vip import coeffs
+from ..coefs import CoefficientPlan, KernelGeometry, codec_for, plane_offsets_in_stream
 from ..hw.descriptors import NN_CACHE_NONE
 from ..hw.descriptors import NN_POOLING_STEP
 from ..hw.perf import Cost, NnWork, estimate_nn_job
@@ -53,7 +51,7 @@ class ScheduledConv:
     in_planes: int
     tiling: Tiling
     sram: SramPlan
-    coefficients: Any             # the coefficient plan (.total_bytes, .cache_bytes, .pack())
+    coefficients: CoefficientPlan
     cost: Cost
 
     @property
@@ -100,7 +98,7 @@ def schedule_conv(spec: ConvOp, target: Target) -> ScheduledConv:
     oc, kz, ky, kx = weights.shape
     output = spec.output
     trailers = np.asarray(spec.trailers, dtype=np.int64)
-    if coeffs.plane_offsets_in_stream(target):
+    if plane_offsets_in_stream(target):
         cores = min(oc, target.nn_cores)
         slots = cores * -(-oc // cores)
         weights = _pad_slots(weights, slots)
@@ -116,10 +114,10 @@ def schedule_conv(spec: ConvOp, target: Target) -> ScheduledConv:
         raise ValueError(f"{spec.name}: target {target.name} has no depthwise mode")
     in_planes = oc if spec.depthwise else kz
     tiling = plan_tiling(conv_x, conv_y, kx, ky, oc, spec.strided, target)
-    geometry = {"kernel_xy_size": kx, "kernel_y_size": ky, "kernel_z_size": in_planes, "out_image_z_size": oc,
-                "kernels_per_core": tiling.kernels_per_core, "in_image_x_size": spec.in_x,
-                "coef_zero_point": spec.coef_zero_point, "depthwise": int(spec.depthwise)}
-    coefficients = coeffs.plan_coefficients(weights, words, trailers, geometry, target)
+    geometry = KernelGeometry(kernel_x=kx, kernel_y=ky, kernel_z=in_planes, out_channels=oc,
+                              kernels_per_superblock=tiling.kernels_per_core, in_image_x_size=spec.in_x,
+                              zero_point=spec.coef_zero_point, depthwise=spec.depthwise)
+    coefficients = codec_for(target).encode(weights, words, trailers, geometry)
     sram = plan_sram(tiling, kx, ky, in_planes, oc, coefficients.cache_bytes, target)
     work = NnWork(out_x=conv_x, out_y=conv_y, out_z=oc, kernel_x=kx, kernel_y=ky, kernel_z=in_planes,
                   in_x=spec.in_x, in_y=spec.in_y, depthwise=spec.depthwise, pooled=spec.first_pixel,
