@@ -61,14 +61,6 @@ def target_of_set(folder: Path) -> Target:
     return get_target(folder.name.split("-", 2)[2])
 
 
-def forget_compiler_decodes() -> None:
-    """Drop the compiler codec's decode caches (only memory: every buffer is decoded once here)."""
-    for module in (compiler_v7, compiler_v8):
-        cache = getattr(module, "_CACHE", None)
-        if cache is not None:
-            cache.clear()
-
-
 def both(buf: bytes, desc: dict[str, int], target: Target, job: str):
     """(simulator's decode or its SimError, compiler's decode or its CoefficientError)."""
     out = []
@@ -176,7 +168,6 @@ def test_decoders_agree_on_every_golden_buffer(collection):
             decoded += 1
         else:
             refused += 1
-        forget_compiler_decodes()
         coef.clear_caches()
     print(f"\n{collection}: {len(buffers)} buffers, {decoded} decoded alike, {refused} refused by both")
     # Mesa's writers outside what the hardware can read back (docs/simulator.md: its fully-connected
@@ -208,7 +199,6 @@ def test_decoders_agree_on_every_nn_job_of_npucs_blobs(model, target):
     assert jobs, f"{model} for {target.name}: no NN job"
     for name, desc, data in jobs:
         assert assert_agree(data, desc, target, name), f"{name}: npuc's own buffer refused"
-        forget_compiler_decodes()
     coef.clear_caches()
     print(f"\n{model} for {target.name}: {len(jobs)} NN jobs, {sum(len(d) for _, _, d in jobs)} coefficient bytes")
 

@@ -17,6 +17,8 @@ their own, so that each of npuc's submits is self-contained.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
 
 from ..hw import registers as R
 
@@ -84,10 +86,23 @@ class StreamBuilder:
         return 4 * len(self.words)
 
 
-#: Words one job adds at most (TP with 4 cores: 4 x 10 + 2), used to split submits below the kernel's limit.
+@lru_cache(maxsize=None)
 def job_words(kind: str, cores: int = 1) -> int:
-    return 10 if kind == "NN" else 10 * cores + 2
+    """Words one NN job, or one TP job over ``cores`` cores, adds to a stream (to split submits below the
+    kernel's limit): counted from the very writes above, so the count cannot drift from them."""
+    s = StreamBuilder()
+    if kind == "NN":
+        s.nn_job(0)
+    else:
+        s.tp_job([0] * cores, True, cores)
+    return len(s.words)
 
 
-FINISH_WORDS = 4
-INIT_WORDS = 4
+def _words(write: Callable[[StreamBuilder], None]) -> int:
+    s = StreamBuilder()
+    write(s)
+    return len(s.words)
+
+
+#: Words of the cache flushes that end a submit.
+FINISH_WORDS = _words(StreamBuilder.finish)

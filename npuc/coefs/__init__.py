@@ -4,8 +4,8 @@
 and :func:`codec_for`, which picks the target's format; :mod:`.v7` (zero-run
 coded) and :mod:`.v8` (prefix coded) implement it over the declarations in
 :mod:`npuc.hw.coef_v7` and :mod:`npuc.hw.coef_v8`; :mod:`.geometry` holds the
-types both share, :mod:`.bits` the bit packing and :mod:`.cache` the decode
-cache.  The package depends only on :mod:`npuc.hw`, :mod:`npuc.errors` and
+types both share, :mod:`.bits` the bit packing and :mod:`.buffers` the buffer
+types.  The package depends only on :mod:`npuc.hw`, :mod:`npuc.errors` and
 numpy.
 """
 

@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Protocol
 import numpy as np
 
 from ..hw.target import COEF_HUFFMAN, COEF_ZERO_RUN, Target
-from .cache import Buffer
+from .buffers import Buffer
 from .geometry import DecodedKernels, KernelGeometry
 from .v7 import ZeroRunCodec
 from .v8 import HuffmanCodec

@@ -65,7 +65,7 @@ from ..hw.coef_v7 import (ORDER_INTERLEAVED, ORDER_POINTWISE, ORDER_SEQUENTIAL, 
                           POINTWISE_Z_BLOCK, STREAM_HEADER, STREAM_HEADER_BITS, VALUE_BITS, WORD_BITS, core_size_table)
 from ..hw.target import Target
 from .bits import or_fields, units
-from .cache import Buffer, DecodeCache, as_bytes
+from .buffers import Buffer, as_bytes
 from .geometry import DecodedKernels, KernelGeometry, check_kernel_fields
 
 __all__ = ["ZeroRunCodec", "ZeroRunPlan", "plan_coefficients", "encode_coefficients", "decode_coefficients",
@@ -77,8 +77,6 @@ __all__ = ["ZeroRunCodec", "ZeroRunPlan", "plan_coefficients", "encode_coefficie
 #: descriptor asking for far more is refused instead of exhausting the host.
 MAX_DECODED_WEIGHTS = 1 << 25
 
-#: Decoded buffers kept (keyed by a hash of the bytes and the descriptor fields used).
-DECODE_CACHE_ENTRIES = 256
 
 
 def check_geometry(geo: KernelGeometry, target: Target, job: str) -> None:
@@ -237,7 +235,6 @@ def buffer_size(header: Buffer, target: Target, job: str = "coefficients") -> in
     return table.size + sum(sizes[f"core{c}_bytes"] for c in range(target.nn_cores))
 
 
-_CACHE: DecodeCache[DecodedKernels] = DecodeCache(DECODE_CACHE_ENTRIES)
 
 
 def decode_coefficients(buf: Buffer, desc: Mapping[str, int], target: Target,
@@ -247,8 +244,7 @@ def decode_coefficients(buf: Buffer, desc: Mapping[str, int], target: Target,
     Raises CoefficientError (naming ``job``) for anything the hardware could not
     read: size tables that disagree with the descriptor, zero runs that cross a
     bias or trailer word, streams that end early, kernel counts that differ from
-    the descriptor's output channels.  Results are cached by the hash of the
-    used bytes plus the descriptor fields that shape the stream.
+    the descriptor's output channels.
     """
     geo = KernelGeometry.from_descriptor(desc)
     check_geometry(geo, target, job)
@@ -257,7 +253,7 @@ def decode_coefficients(buf: Buffer, desc: Mapping[str, int], target: Target,
     if total > data.size:
         raise CoefficientError(f"{job}: size table announces {total} bytes, the buffer holds {data.size}")
     used = data[:total]
-    return _CACHE.get_or_decode(used, (geo, target), lambda: _decode(used, geo, target, job))
+    return _decode(used, geo, target, job)
 
 
 def _core_layout(data: np.ndarray, geo: KernelGeometry, target: Target, job: str) -> tuple[int, ...]:

@@ -51,8 +51,7 @@ payloads with their widths) and places each step (at most
 Decoding: a step's length depends on the codes of the two steps before it, so
 finding the steps is a sequential scan (one small loop per step over
 precomputed tables); reading the fields at the found positions and turning
-them into weights is vectorised.  Results are cached by the hash of the used
-bytes and the descriptor fields that shape the stream.  Malformed buffers
+them into weights is vectorised.  Malformed buffers
 raise :class:`CoefficientError` naming the job.
 """
 
@@ -70,7 +69,7 @@ from ..hw.coef_v8 import (BIAS_BYTES, BIT_LENGTHS, BLOCK, CODE_BOOK, ESCAPE, FOR
                           STEP_HEAD_BITS, STREAM_PAD_BYTES, SYMBOLS, UNMODELLED_HEADER)
 from ..hw.target import Target
 from .bits import or_stream, units
-from .cache import Buffer, DecodeCache, as_bytes
+from .buffers import Buffer, as_bytes
 from .geometry import DecodedKernels, KernelGeometry, check_kernel_fields
 
 __all__ = ["HuffmanCodec", "HuffmanPlan", "plan_coefficients", "encode_coefficients", "decode_coefficients",
@@ -504,9 +503,6 @@ def buffer_size(header: Buffer, desc: Mapping[str, int], target: Target, job: st
     return HEADER_BYTES + streams + BIAS_BYTES * desc["out_image_z_size"]
 
 
-#: Decoded buffers kept (keyed by a hash of the bytes and the descriptor fields used).
-DECODE_CACHE_ENTRIES = 256
-_CACHE: DecodeCache[DecodedKernels] = DecodeCache(DECODE_CACHE_ENTRIES)
 
 
 def decode_coefficients(buf: Buffer, desc: Mapping[str, int], target: Target,
@@ -525,7 +521,7 @@ def decode_coefficients(buf: Buffer, desc: Mapping[str, int], target: Target,
     if total > data.size:
         raise CoefficientError(f"{job}: header announces {total} bytes, the buffer holds {data.size}")
     used = data[:total]
-    return _CACHE.get_or_decode(used, (geo, target), lambda: _decode(used, geo, target, job))
+    return _decode(used, geo, target, job)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The scheduler: how the lowered program runs, decided for the whole program (see schedule.py)."""
