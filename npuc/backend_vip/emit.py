@@ -94,7 +94,7 @@ class Emitter:
         """Encode one NN job; returns its descriptor's offset in the descriptor buffer."""
         coef = job.coefficients.pack()
         coef_off = self.coefficients.add(coef)
-        desc_off = self.descriptors.add(NN_DESCRIPTOR.pack(job.desc))
+        desc_off = self.descriptors.add(job.packed)
         word = lambda name: desc_off + NN_DESCRIPTOR[name].byte_offset  # noqa: E731
         f = NN_DESCRIPTOR["kernel_address"]
         self._reloc_buffer(DESCRIPTORS, word("kernel_address"), COEFFICIENTS, coef_off,

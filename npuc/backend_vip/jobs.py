@@ -31,6 +31,7 @@ class NNJob:
     name: str
     op: int
     desc: dict[str, int]
+    packed: bytes                 # ``desc`` packed (the addresses 0: the emitter relocates them)
     weights: np.ndarray
     biases: np.ndarray
     trailers: np.ndarray

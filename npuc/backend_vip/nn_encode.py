@@ -28,7 +28,7 @@ def sram_fields(sram: SramPlan) -> dict[str, int]:
 
 
 def nn_descriptor(job: ScheduledConv, target: Target) -> dict[str, int]:
-    """Every descriptor field of ``job`` except the addresses; LimitError when a value does not fit."""
+    """Every descriptor field of ``job`` except the addresses."""
     spec, tiling = job.op, job.tiling
     ky, kx = job.weights.shape[2:]
     pooling = NN_POOLING_FIRST_PIXEL if spec.first_pixel else NN_POOLING_NONE
@@ -51,16 +51,18 @@ def nn_descriptor(job: ScheduledConv, target: Target) -> dict[str, int]:
     }
     if spec.depthwise:
         desc["depthwise"] = 1
-    try:
-        NN_DESCRIPTOR.pack(desc)
-    except LayoutError as e:
-        raise LimitError(f"{spec.name}: {e}") from None
     desc.update(sram_fields(job.sram))
     return desc
 
 
 def encode_nn(job: ScheduledConv, target: Target) -> NNJob:
-    """The encoded NN job: descriptor fields, the slots' kernels and words, the coefficient plan."""
-    return NNJob(name=job.op.name, op=job.op.op, desc=nn_descriptor(job, target), weights=job.weights,
-                 biases=job.words, trailers=job.trailers, input=job.op.input, output=job.output,
-                 coefficients=job.coefficients, note=job.op.note)
+    """The encoded NN job: descriptor fields and bytes (addresses 0), the slots' kernels and words, the
+    coefficient plan; LimitError naming the job when a value does not fit its field."""
+    desc = nn_descriptor(job, target)
+    try:
+        packed = NN_DESCRIPTOR.pack(desc)
+    except LayoutError as e:
+        raise LimitError(f"{job.op.name}: {e}") from None
+    return NNJob(name=job.op.name, op=job.op.op, desc=desc, packed=packed, weights=job.weights, biases=job.words,
+                 trailers=job.trailers, input=job.op.input, output=job.output, coefficients=job.coefficients,
+                 note=job.op.note)

@@ -146,16 +146,14 @@ def _cached_layout(kx: int, ky: int, z: int, oc: int, sb_size: int, target: Targ
         slot[:, first:first + kis] = (np.arange(cores)[:, None] * kis + np.arange(kis)[None, :]
                                       + s * sb_size * cores)
         if ordering == ORDER_POINTWISE:
-            # Blocks of input channels; for each block every kernel emits its channels of the block.
-            blocks = -(-z // POINTWISE_Z_BLOCK)
-            for b in range(blocks):
-                per = min(POINTWISE_Z_BLOCK, z - b * POINTWISE_Z_BLOCK)
-                starts = done + np.arange(kis) * per
-                if b == 0:
-                    after.append(starts + 1), kernel.append(kernels), trailer.append(np.zeros(kis, bool))
-                if b == blocks - 1:
-                    after.append(starts + per), kernel.append(kernels), trailer.append(np.ones(kis, bool))
-                done += kis * per
+            # Blocks of input channels; for each block every kernel emits its channels of the block: the
+            # bias word follows a kernel's first weight (in block 0), the trailer its last (in the last block).
+            last = (-(-z // POINTWISE_Z_BLOCK) - 1) * POINTWISE_Z_BLOCK    # first channel of the last block
+            after.append(done + np.arange(kis) * min(POINTWISE_Z_BLOCK, z) + 1)
+            kernel.append(kernels), trailer.append(np.zeros(kis, bool))
+            after.append(done + kis * last + (np.arange(kis) + 1) * (z - last))
+            kernel.append(kernels), trailer.append(np.ones(kis, bool))
+            done += kis * z
         else:
             # For each input channel, every kernel of the superblock emits its slice in patch order.
             starts = done + np.arange(kis) * area

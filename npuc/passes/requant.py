@@ -130,6 +130,7 @@ def bias_words(bias: np.ndarray, weights: np.ndarray, coef_zero_point: int, inpu
     ``sum((w - coef_zp) * (x - in_zp)) + bias``.  Arithmetic wraps at 32 bits as
     on the hardware.
     """
-    taps = (weights.astype(np.int64) - coef_zero_point).reshape(weights.shape[0], -1).sum(axis=1)
+    flat = weights.reshape(weights.shape[0], -1)
+    taps = flat.sum(axis=1, dtype=np.int64) - coef_zero_point * flat.shape[1]
     words = np.asarray(bias, dtype=np.int64) + taps * (target.mac_input_offset - input_zero_point)
     return (words % _INT32_WRAP).astype(np.uint32)
