@@ -352,5 +352,22 @@ def npu_run_main(argv: Sequence[str] | None = None) -> int:
     return _run_guarded(_npu_run, argv)
 
 
+def console_main() -> None:
+    """The ``npuc`` script and ``python -m npuc``: :func:`main` on the command line, then exit.
+
+    A finished ``npuc compile`` has nothing left to flush or release (its output
+    is written and closed), so its process ends without the interpreter's
+    teardown, which would free every object of the compiled program one by one
+    (about 40 ms, a tenth of a MobileNet compile).  Other commands exit normally.
+    """
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] == ["compile"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

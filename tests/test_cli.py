@@ -17,12 +17,16 @@ GRACE = oracle.IMAGES / "grace_hopper.bmp"
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run a console entry point through the interpreter, as an installed script would."""
+    """Run a console entry point through the interpreter, as an installed script would (``npuc`` through
+    ``python -m npuc``, the script's own entry: a compile ends without the interpreter's teardown, so its
+    output must still arrive whole)."""
     prog, *rest = args
-    module = {"npuc": "npuc.cli:main", "npu-run": "npuc.cli:npu_run_main"}[prog]
-    mod, fn = module.split(":")
-    code = f"import sys; from {mod} import {fn}; sys.exit({fn}(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *rest], capture_output=True, text=True, cwd=cwd, timeout=300)
+    if prog == "npuc":
+        argv = [sys.executable, "-m", "npuc", *rest]
+    else:
+        argv = [sys.executable, "-c", "import sys; from npuc.cli import npu_run_main; sys.exit(npu_run_main(sys.argv[1:]))",
+                *rest]
+    return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *fragments: str) -> None:

@@ -8,6 +8,8 @@ template renders them, so none of these numbers appears anywhere else.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .fields import Layout, fields_from_rows
 
 #: Command opcodes (bits 31:27 of a command word).
@@ -68,7 +70,11 @@ TP_INST_ADDR_CHAINED = 0x1        # low address bit on non-last cores of a split
 INST_ADDR_FLAG_MASK = 0x3F
 
 
+@lru_cache(maxsize=None)
+def _load_state_header(register: int) -> int:
+    return LOAD_STATE.pack_words({"opcode": OP_LOAD_STATE, "count": 1, "address": register >> 2})[0]
+
+
 def load_state(register: int, value: int) -> list[int]:
-    """The two words that write ``value`` to ``register``."""
-    return [LOAD_STATE.pack_words({"opcode": OP_LOAD_STATE, "count": 1, "address": register >> 2})[0],
-            value & 0xFFFFFFFF]
+    """The two words that write ``value`` to ``register`` (the header word of each register computed once)."""
+    return [_load_state_header(register), value & 0xFFFFFFFF]
