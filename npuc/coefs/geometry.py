@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CoefficientError
 from ..hw.coef_v7 import ORDER_INTERLEAVED, ORDER_POINTWISE, ORDER_SEQUENTIAL
 from ..hw.coef_v8 import BLOCK
-from ..hw.descriptors import kernel_z
+from ..hw.descriptors import kernel_fields_fault, kernel_z
 from ..hw.target import Target
 
 
@@ -101,15 +101,11 @@ class KernelGeometry:
 
 
 def check_kernel_fields(geo: KernelGeometry, target: Target, job: str) -> None:
-    """The descriptor's kernel fields every coefficient format needs: sizes within the target's kernel
-    limit, at least one input channel, output channel and kernel per superblock (CoefficientError naming ``job``)."""
-    for name, value in (("kernel_xy_size", geo.kernel_x), ("kernel_y_size", geo.kernel_y)):
-        if not 1 <= value <= target.kernel_size_max:
-            raise CoefficientError(f"{job}: {name} {value} outside 1..{target.kernel_size_max}")
-    for name, value in (("kernel_z_size", geo.kernel_z), ("out_image_z_size", geo.out_channels),
-                        ("kernels_per_core", geo.kernels_per_superblock)):
-        if value < 1:
-            raise CoefficientError(f"{job}: {name} is 0")
+    """The descriptor's kernel fields every coefficient format needs (CoefficientError naming ``job``)."""
+    fault = kernel_fields_fault(geo.kernel_x, geo.kernel_y, geo.kernel_z, geo.out_channels,
+                                geo.kernels_per_superblock, target.kernel_size_max)
+    if fault is not None:
+        raise CoefficientError(f"{job}: {fault}")
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,20 @@ def kernel_z(desc: Mapping[str, int]) -> int:
     return desc["kernel_z_size"] | desc.get("kernel_z_size2", 0) << NN_DESCRIPTOR["kernel_z_size"].width
 
 
+def kernel_fields_fault(kernel_x: int, kernel_y: int, kernel_z: int, out_channels: int, kernels_per_core: int,
+                        kernel_size_max: int) -> str | None:
+    """Why no coefficient format can hold an NN job with these kernel fields (None when they are fine): kernel
+    sizes within the target's limit, at least one input channel, output channel and kernel per superblock."""
+    for name, value in (("kernel_xy_size", kernel_x), ("kernel_y_size", kernel_y)):
+        if not 1 <= value <= kernel_size_max:
+            return f"{name} {value} outside 1..{kernel_size_max}"
+    for name, value in (("kernel_z_size", kernel_z), ("out_image_z_size", out_channels),
+                        ("kernels_per_core", kernels_per_core)):
+        if value < 1:
+            return f"{name} is 0"
+    return None
+
+
 #: NN pooling field values (vipnano-nn.md 2.1).
 NN_POOLING_NONE = 0
 NN_POOLING_FIRST_PIXEL = 3

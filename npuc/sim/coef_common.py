@@ -18,7 +18,7 @@ from typing import Callable, Hashable, Mapping
 import numpy as np
 
 from ..errors import SimError
-from ..hw.descriptors import kernel_z
+from ..hw.descriptors import kernel_fields_fault, kernel_z
 from ..hw.target import Target
 
 #: Most weights one decode may produce (all kernels of a buffer, padding slots included).
@@ -75,13 +75,10 @@ class KernelShape:
 
     def check(self, target: Target, job: str) -> None:
         """Sizes within the target's kernel limit, at least one channel, output and kernel per superblock."""
-        for name, value in (("kernel_xy_size", self.kernel_x), ("kernel_y_size", self.kernel_y)):
-            if not 1 <= value <= target.kernel_size_max:
-                raise SimError(f"{job}: {name} {value} outside 1..{target.kernel_size_max}")
-        for name, value in (("kernel_z_size", self.kernel_z), ("out_image_z_size", self.out_channels),
-                            ("kernels_per_core", self.per_superblock)):
-            if value < 1:
-                raise SimError(f"{job}: {name} is 0")
+        fault = kernel_fields_fault(self.kernel_x, self.kernel_y, self.kernel_z, self.out_channels,
+                                    self.per_superblock, target.kernel_size_max)
+        if fault is not None:
+            raise SimError(f"{job}: {fault}")
 
     def cores_used(self, target: Target) -> int:
         return min(self.out_channels, target.nn_cores)
