@@ -12,11 +12,18 @@ space-to-depth image); they are appended to the graph like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..ir import Graph, Op, Quant, Tensor
+
+if TYPE_CHECKING:  # the types of the lowering's own modules, which build these records
+    from ..hw.target import Target
+    from .conv_params import ConvGeometry
+    from .pwl_fit import PwlTable
+    from .requant import PostScale
+    from .scale_groups import WeightedLayer
 
 #: Tensor layouts in NPU memory.  NHWC is TFLite's (channels fastest); planar
 #: stores each channel as a contiguous H x W plane, which NN jobs read and write.
@@ -94,7 +101,7 @@ class ConvOp:
     coef_zero_point: int
     input_zero_point: int
     output_zero_point: int
-    scale: Any                    # requant.PostScale: the post multiplier and shift
+    scale: PostScale              # the post multiplier and shift
     out_x: int
     out_y: int
     offset_x: int = 0
@@ -126,8 +133,8 @@ class LayerOp:
     op: int
     src: int
     dst: int
-    geo: Any                      # conv_params.ConvGeometry (None for FULLY_CONNECTED)
-    layer: Any                    # scale_groups.WeightedLayer
+    geo: ConvGeometry | None      # None for FULLY_CONNECTED
+    layer: WeightedLayer
     in_zp: int
     out_zp: int
     relu: bool
@@ -149,7 +156,7 @@ class TPOp:
     src: int
     dst: int
     params: dict[str, Any] = field(default_factory=dict)
-    table: Any = None             # pwl_fit.PwlTable of a fitted lookup
+    table: PwlTable | None = None  # the fitted table of a lookup
 
 
 @dataclass
@@ -208,7 +215,7 @@ class Program:
     """
 
     graph: Graph
-    target: Any = None
+    target: Target | None = None
     steps: list[Step] = field(default_factory=list)
     layouts: dict[int, str] = field(default_factory=dict)
     adjacent: list[list[int]] = field(default_factory=list)
