@@ -158,27 +158,33 @@ def _normalization(args: argparse.Namespace, metadata: dict[str, str], dtype: st
 
 
 def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str,
-            metadata: dict[str, str]) -> list[np.ndarray]:
-    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one image input)."""
-    from .runtime.image import image_input, image_layout
+            metadata: dict[str, str]) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one image input), and the
+    image's pixels (None without an image)."""
+    from .runtime.image import image_layout, load_rgb, rgb_input
     from .runtime.tensor_io import load_npy, parse_input_arg
 
     given: dict[int, np.ndarray] = {}
     for arg in args.input:
         k, path = parse_input_arg(arg, infos)
         given[k] = load_npy(path, infos[k])
+    rgb = None
     if args.image is not None:
         if len(infos) != 1 or image_layout(tuple(infos[0].shape)) is None:
             raise InputError(f"{source}: the model does not take a single image ([1, H, W, 3] or [1, 3, H, W]); "
                              f"use --input NAME=FILE.npy")
         info = infos[0]
-        given[0] = image_input(args.image, tuple(info.shape), info.dtype, info.scale, info.zero_point,
-                               _normalization(args, metadata, info.dtype))
+        if info.dtype not in ("uint8", "int8", "float32"):
+            raise InputError(f"{args.image}: cannot feed an image to an input of type {info.dtype}")
+        normalization = _normalization(args, metadata, info.dtype)
+        rgb = load_rgb(args.image)
+        given[0] = rgb_input(rgb, tuple(info.shape), info.dtype, info.scale, info.zero_point, normalization,
+                             str(args.image), args.letterbox)
     missing = [infos[k].name for k in range(len(infos)) if k not in given]
     if missing:
         raise UsageError(f"{prog}: no value for input(s) {', '.join(map(repr, missing))}: give an image or "
                          f"--input NAME=FILE.npy")
-    return [given[k] for k in range(len(infos))]
+    return [given[k] for k in range(len(infos))], rgb
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -188,17 +194,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.tensor_io import save_outputs
     from .sim.device import device_like
 
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"npu-run: --threshold must be between 0 and 1, not {args.threshold:g}")
+    if args.draw is not None and args.image is None:
+        raise UsageError("npu-run: --draw needs an IMAGE to draw on")
     blob = vipbin.load_blob(args.blob)
     runtime = Runtime(blob, device_like(blob.identity))
-    for k, value in enumerate(_inputs(args, runtime.input_infos, str(args.blob), "npu-run", blob.metadata)):
+    inputs, rgb = _inputs(args, runtime.input_infos, str(args.blob), "npu-run", blob.metadata)
+    for k, value in enumerate(inputs):
         runtime.set_input(k, value)
     outputs = runtime.run()
     out_infos = runtime.output_infos
     if args.output_dir is not None:
         for path in save_outputs(args.output_dir, out_infos, outputs):
             print(f"wrote {path}")
+    text = read_labels_text(args.labels) if args.labels else blob.metadata.get("labels", "")
+    from .runtime.detect import recognise
+
+    head = recognise(out_infos)
+    if head is not None:
+        return _print_detections(args, head, runtime, outputs, rgb, text.splitlines())
+    if args.json or args.draw is not None:
+        raise InputError(f"{args.blob}: {'--json' if args.json else '--draw'} needs a detection model "
+                         f"(SSD post-processing or YOLO outputs)")
     if is_classifier(outputs):
-        text = read_labels_text(args.labels) if args.labels else blob.metadata.get("labels", "")
         labels = text.splitlines()
         for score, index in top_n(outputs[0], out_infos[0].dtype, args.top):
             label = labels[index] if index < len(labels) else ""
@@ -206,6 +225,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.output_dir is None:
         for info, value in zip(out_infos, outputs):
             print(output_summary(info.name, value))
+    return 0
+
+
+def _print_detections(args: argparse.Namespace, head, runtime, outputs: list[np.ndarray], rgb: np.ndarray | None,
+                      lines: list[str]) -> int:
+    """Decode a detection head's outputs; print a line (or --json) per detection; --draw them."""
+    from .runtime import detect
+    from .runtime.image import fit_image, image_layout, input_size
+
+    in_info = runtime.input_infos[0]
+    if image_layout(tuple(in_info.shape)) is None:
+        raise InputError(f"{args.blob}: a detection model needs an image input to place its boxes")
+    in_w, in_h = input_size(tuple(in_info.shape))
+    image_w, image_h = (rgb.shape[1], rgb.shape[0]) if rgb is not None else (in_w, in_h)
+    fit = fit_image(image_w, image_h, in_w, in_h, args.letterbox and rgb is not None)
+    dets = detect.decode(head, runtime.output_infos, outputs, fit, args.threshold)
+    labels = detect.class_labels(lines, head)
+    if args.json:
+        print(detect.detections_json(dets, labels))
+    else:
+        for d in dets:
+            print(detect.detection_line(d, labels))
+    if args.draw is not None:
+        from .files import write_atomically
+        from .runtime.draw import draw_png
+
+        write_atomically(args.draw, draw_png(rgb, dets, labels))
     return 0
 
 
@@ -272,6 +318,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, help="write every output tensor as DIR/<name>.npy")
     p.add_argument("--labels", type=Path, help="labels file, one per line (default: labels embedded at compile time)")
     p.add_argument("-n", "--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--threshold", type=float, default=0.25, metavar="T",
+                   help="a detection model's lowest score printed (0 to 1, default 0.25)")
+    p.add_argument("--letterbox", action="store_true",
+                   help="fit the image keeping its aspect ratio, padded with gray 114 (YOLO's preprocessing)")
+    p.add_argument("--json", action="store_true", help="print a detection model's detections as JSON")
+    p.add_argument("--draw", type=Path, metavar="OUT.png", help="write the image with the detections drawn")
 
 
 def _npuc_parser() -> argparse.ArgumentParser:

@@ -107,21 +107,73 @@ def image_layout(shape: tuple[int, ...]) -> str | None:
     return "nchw" if shape[1] == 3 else None
 
 
+@dataclass(frozen=True)
+class Fit:
+    """Where an image of image_w x image_h lands in an input of input_w x input_h: resized to width x height
+    with its top-left corner at (left, top); the rest (with --letterbox) is gray 114."""
+
+    image_w: int
+    image_h: int
+    input_w: int
+    input_h: int
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+#: The pixel value a letterbox pads with (YOLO's gray).
+LETTERBOX_GRAY = 114.0
+
+
+def fit_image(image_w: int, image_h: int, input_w: int, input_h: int, letterbox: bool = False) -> Fit:
+    """How the image fills the input: stretched to all of it, or (letterbox) scaled keeping its aspect ratio,
+    the scaled side rounded half up in integers, and centred (the odd pixel of padding right or below)."""
+    if not letterbox:
+        return Fit(image_w, image_h, input_w, input_h, 0, 0, input_w, input_h)
+    if input_w * image_h <= input_h * image_w:  # the width limits the scale
+        width, height = input_w, min(max((2 * image_h * input_w + image_w) // (2 * image_w), 1), input_h)
+    else:
+        width, height = min(max((2 * image_w * input_h + image_h) // (2 * image_h), 1), input_w), input_h
+    return Fit(image_w, image_h, input_w, input_h, (input_w - width) // 2, (input_h - height) // 2, width, height)
+
+
+def input_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(width, height) of an image input's shape."""
+    layout = image_layout(tuple(shape))
+    return (shape[2], shape[1]) if layout == "nhwc" else (shape[3], shape[2])
+
+
 def image_input(path: str | Path, shape: tuple[int, ...], dtype: str, scale: float = 0.0, zero_point: int = 0,
                 normalization: Normalization | None = None) -> np.ndarray:
-    """An image as the model input of ``shape`` (NHWC or NCHW), resized as label_image does.
+    """An image file as the model input of ``shape`` (NHWC or NCHW): :func:`rgb_input` of its pixels."""
+    layout = image_layout(tuple(shape))
+    if layout is None:
+        raise InputError(f"{path}: the model input {list(shape)} is not an image ([1, H, W, 3] or [1, 3, H, W])")
+    return rgb_input(load_rgb(path), shape, dtype, scale, zero_point, normalization, str(path))
+
+
+def rgb_input(rgb: np.ndarray, shape: tuple[int, ...], dtype: str, scale: float = 0.0, zero_point: int = 0,
+              normalization: Normalization | None = None, path: str = "image", letterbox: bool = False) -> np.ndarray:
+    """HxWx3 pixels as the model input of ``shape`` (NHWC or NCHW), resized as label_image does.
 
     Without a normalization, uint8 inputs get the truncated pixels, int8 ones
     the truncated pixels minus 128 and float32 ones label_image's [-1, 1].  With
     one, the resized values are normalized in float32 and, for a quantized
     input, quantized with its scale and zero point (rounding half away from
-    zero, as TFLite's QUANTIZE does).
+    zero, as TFLite's QUANTIZE does).  With ``letterbox`` the image keeps its
+    aspect ratio (:func:`fit_image`) and the rest of the input is gray 114.
     """
     layout = image_layout(tuple(shape))
     if layout is None:
         raise InputError(f"{path}: the model input {list(shape)} is not an image ([1, H, W, 3] or [1, 3, H, W])")
-    height, width = (shape[1], shape[2]) if layout == "nhwc" else (shape[2], shape[3])
-    resized = resize_bilinear_float(load_rgb(path), height, width)
+    width, height = input_size(shape)
+    fit = fit_image(rgb.shape[1], rgb.shape[0], width, height, letterbox)
+    resized = resize_bilinear_float(rgb, fit.height, fit.width)
+    if letterbox:
+        canvas = np.full((height, width, 3), LETTERBOX_GRAY, dtype=np.float32)
+        canvas[fit.top:fit.top + fit.height, fit.left:fit.left + fit.width] = resized
+        resized = canvas
     if dtype not in ("uint8", "int8", "float32"):
         raise InputError(f"{path}: cannot feed an image to an input of type {dtype}")
     if normalization is None and dtype != "float32":
