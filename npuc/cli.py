@@ -157,10 +157,10 @@ def _normalization(args: argparse.Namespace, metadata: dict[str, str], dtype: st
     return None
 
 
-def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str,
-            metadata: dict[str, str]) -> tuple[list[np.ndarray], np.ndarray | None]:
-    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one image input), and the
-    image's pixels (None without an image)."""
+def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str, metadata: dict[str, str],
+            letterbox: bool = False) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The graph inputs from ``--input NAME=FILE.npy`` arguments and an image (for one image input; with
+    ``letterbox``, YOLO's aspect-keeping resize), and the image's pixels (None without an image)."""
     from .runtime.image import image_layout, load_rgb, rgb_input
     from .runtime.tensor_io import load_npy, parse_input_arg
 
@@ -179,7 +179,7 @@ def _inputs(args: argparse.Namespace, infos: list, source: str, prog: str,
         normalization = _normalization(args, metadata, info.dtype)
         rgb = load_rgb(args.image)
         given[0] = rgb_input(rgb, tuple(info.shape), info.dtype, info.scale, info.zero_point, normalization,
-                             str(args.image), args.letterbox)
+                             str(args.image), letterbox)
     missing = [infos[k].name for k in range(len(infos)) if k not in given]
     if missing:
         raise UsageError(f"{prog}: no value for input(s) {', '.join(map(repr, missing))}: give an image or "
@@ -200,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("npu-run: --draw needs an IMAGE to draw on")
     blob = vipbin.load_blob(args.blob)
     runtime = Runtime(blob, device_like(blob.identity))
-    inputs, rgb = _inputs(args, runtime.input_infos, str(args.blob), "npu-run", blob.metadata)
+    inputs, rgb = _inputs(args, runtime.input_infos, str(args.blob), "npu-run", blob.metadata, args.letterbox)
     for k, value in enumerate(inputs):
         runtime.set_input(k, value)
     outputs = runtime.run()
@@ -272,7 +272,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         blob = vipbin.read_blob(compile_model(args.model, args.target, split_steps=True).blob, str(args.model))
         name = f"{args.model} (compiled, one job per submit)"
     result = verify(args.model, blob, name, graph,
-                    lambda runtime: _inputs(args, runtime.input_infos, str(args.model), "npuc verify", blob.metadata),
+                    lambda runtime: _inputs(args, runtime.input_infos, str(args.model), "npuc verify", blob.metadata)[0],
                     args.target)
     print(render(result))
     return 0 if result.passed else 1
